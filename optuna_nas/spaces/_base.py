@@ -1,0 +1,346 @@
+"""The contract every search space follows, and the :class:`Architecture` it produces.
+
+A space describes its conditional structure once, in :meth:`SearchSpace._walk`, as a
+sequence of decisions asked of a :class:`Chooser`. The same walk serves two purposes:
+
+* :meth:`SearchSpace.suggest` runs it against an Optuna trial, so each decision becomes a
+  ``trial.suggest_*`` call and only active decisions ever reach the study;
+* :meth:`SearchSpace.decode` runs it against stored parameters, which validates them and
+  rebuilds the genotype without re-running the user's objective.
+
+Keeping one walk means the two can never disagree about which parameter is active.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import optuna
+    import torch.nn
+
+SPACE_ATTR = "optuna_nas:space"
+"""User-attribute key under which a trial stores the spec of the space that built it."""
+ARCH_ATTR = "optuna_nas:architecture"
+"""User-attribute key under which a trial stores its architecture as JSON."""
+
+ParamValue = Any  # str | int | float | bool | None, as Optuna stores them
+
+
+class Chooser(abc.ABC):
+    """Answers the decisions a search space asks while it is walked."""
+
+    @abc.abstractmethod
+    def categorical(self, name: str, choices: Sequence[ParamValue]) -> ParamValue:
+        """Returns one of ``choices`` for the decision ``name``."""
+
+    @abc.abstractmethod
+    def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        """Returns an integer in ``[low, high]`` for the decision ``name``."""
+
+
+class TrialChooser(Chooser):
+    """Asks an Optuna trial, so every decision becomes a ``suggest_*`` call."""
+
+    def __init__(self, trial: optuna.trial.BaseTrial) -> None:
+        self._trial = trial
+
+    def categorical(self, name: str, choices: Sequence[ParamValue]) -> ParamValue:
+        return self._trial.suggest_categorical(name, list(choices))
+
+    def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return self._trial.suggest_int(name, low, high, step=step, log=log)
+
+
+class ParamsChooser(Chooser):
+    """Reads decisions from stored parameters and checks each one is legal.
+
+    It records which names the walk used, so the caller can keep exactly the active ones.
+    """
+
+    def __init__(self, params: Mapping[str, ParamValue], space_name: str) -> None:
+        self._params = params
+        self._space_name = space_name
+        self.used: dict[str, ParamValue] = {}
+
+    def _get(self, name: str) -> ParamValue:
+        if name not in self._params:
+            raise ValueError(
+                f"parameter {name!r} is active in this {self._space_name!r} architecture but "
+                "missing from the given params; pass every active parameter the space "
+                "suggested (for example frozen_trial.params)"
+            )
+        return self._params[name]
+
+    def categorical(self, name: str, choices: Sequence[ParamValue]) -> ParamValue:
+        value = self._get(name)
+        if value not in list(choices):
+            raise ValueError(
+                f"parameter {name!r} = {value!r} is not a legal choice; choose one of "
+                f"{list(choices)!r}"
+            )
+        self.used[name] = value
+        return value
+
+    def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        value = self._get(name)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(
+                f"parameter {name!r} = {value!r} must be an integer in [{low}, {high}]"
+            )
+        if (value - low) % step:
+            raise ValueError(
+                f"parameter {name!r} = {value} must be {low} plus a multiple of {step}"
+            )
+        self.used[name] = value
+        return value
+
+
+def _freeze(value: Any) -> Any:
+    """Turns JSON-like values into hashable ones (lists to tuples, dicts to sorted items)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw_config(items: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    def thaw(v: Any) -> Any:
+        return [thaw(x) for x in v] if isinstance(v, tuple) else v
+
+    return {k: thaw(v) for k, v in items}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One point of a search space: immutable, hashable and storable.
+
+    An architecture is the space's name, the space's configuration and the active
+    parameters; together they determine the network completely. Two architectures are
+    equal when all three are, so an architecture can key a dict or fill a set for
+    deduplication.
+
+    Args:
+        space: Registry name of the space, as accepted by :func:`optuna_nas.spaces.create`.
+        config: The space's configuration as sorted ``(key, value)`` pairs.
+        params: The active parameters as sorted ``(name, value)`` pairs.
+
+    Prefer :meth:`SearchSpace.suggest`, :meth:`from_trial` or :meth:`from_dict` over calling
+    the constructor; they validate the parameters against the space.
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_nas import spaces
+
+            space = spaces.create("chain", max_layers=4)
+            study = optuna.create_study()
+            trial = study.ask()
+            arch = space.suggest(trial)
+            model = arch.build(input_shape=(1, 40), num_classes=10)
+    """
+
+    space: str
+    config: tuple[tuple[str, Any], ...]
+    params: tuple[tuple[str, ParamValue], ...]
+
+    @property
+    def space_config(self) -> dict[str, Any]:
+        """The keyword arguments that recreate the space."""
+        return _thaw_config(self.config)
+
+    @property
+    def param_dict(self) -> dict[str, ParamValue]:
+        """The active parameters as a dict."""
+        return dict(self.params)
+
+    def get_space(self) -> SearchSpace:
+        """Recreates the space this architecture belongs to."""
+        from optuna_nas.spaces import create
+
+        return create(self.space, **self.space_config)
+
+    @property
+    def genotype(self) -> Any:
+        """The space's decoded, structured view of the parameters (see each space)."""
+        return self.get_space().decode(self.param_dict)
+
+    def build(self, input_shape: Sequence[int], num_classes: int) -> torch.nn.Module:
+        """Builds the network as a fresh, randomly initialised ``torch.nn.Module``.
+
+        Args:
+            input_shape: Shape of one example without the batch dimension: ``(D,)`` for flat
+                features, ``(C, L)`` for sequences and ``(C, H, W)`` for images.
+            num_classes: Number of output logits.
+        """
+        space = self.get_space()
+        return space.build_genotype(space.decode(self.param_dict), tuple(input_shape), num_classes)
+
+    def count_params(self, input_shape: Sequence[int], num_classes: int) -> int:
+        """Number of trainable parameters of the network built for this input."""
+        from optuna_nas.nn import count_params
+
+        return count_params(self.build(input_shape, num_classes))
+
+    def estimate_flops(self, input_shape: Sequence[int], num_classes: int) -> int:
+        """Floating-point operations of one forward pass on one example.
+
+        Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts
+        as two), so it covers matrix products and convolutions, the bulk of the cost.
+        """
+        from optuna_nas.nn import estimate_flops
+
+        return estimate_flops(self.build(input_shape, num_classes), input_shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict; :meth:`from_dict` reverses it."""
+        return {"space": self.space, "config": self.space_config, "params": self.param_dict}
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as a compact JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+        """Rebuilds an architecture from :meth:`to_dict` output, validating its parameters.
+
+        Raises:
+            ValueError: If the dict lacks a key, names an unknown space, or holds parameters
+                that the space does not accept.
+        """
+        missing = {"space", "params"} - set(data)
+        if missing:
+            raise ValueError(
+                f"architecture dict lacks {sorted(missing)}; expected the keys 'space', "
+                "'config' and 'params' as written by Architecture.to_dict()"
+            )
+        from optuna_nas.spaces import create
+
+        space = create(str(data["space"]), **dict(data.get("config") or {}))
+        return space.from_params(dict(data["params"]))
+
+    @classmethod
+    def from_json(cls, text: str) -> Architecture:
+        """Parses :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_trial(
+        cls, trial: optuna.trial.FrozenTrial, space: SearchSpace | None = None
+    ) -> Architecture:
+        """Rebuilds the architecture a stored trial evaluated, without re-running it.
+
+        Args:
+            trial: A trial whose objective called ``space.suggest(trial)``.
+            space: The space to decode with. By default the spec that
+                :meth:`SearchSpace.suggest` saved in the trial's user attributes is used.
+
+        Raises:
+            ValueError: If the trial carries no space spec and none is given, or its
+                parameters do not form an architecture of the space.
+        """
+        if space is None:
+            spec = trial.user_attrs.get(SPACE_ATTR)
+            if spec is None:
+                raise ValueError(
+                    f"trial {trial.number} has no {SPACE_ATTR!r} user attribute, so its space "
+                    "is unknown; pass space=... (the space its objective used)"
+                )
+            from optuna_nas.spaces import create
+
+            space = create(spec["space"], **spec.get("config", {}))
+        return space.from_params(trial.params)
+
+    def __str__(self) -> str:
+        return f"{self.space}:" + self.get_space().describe(self.genotype)
+
+
+class SearchSpace(abc.ABC):
+    """A conditional architecture search space expressed as Optuna trial parameters.
+
+    Subclasses set :attr:`name`, store their configuration in :attr:`config` (JSON-like
+    keyword arguments that recreate the space) and implement :meth:`_walk` and
+    :meth:`build_genotype`.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, **config: Any) -> None:
+        self._config = {k: _to_jsonable(v) for k, v in config.items()}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Keyword arguments that recreate this space with :func:`optuna_nas.spaces.create`."""
+        return dict(self._config)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """``{"space": name, "config": config}``: what identifies the space in storage."""
+        return {"space": self.name, "config": self.config}
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Architecture:
+        """Samples an architecture by asking ``trial`` for each active decision.
+
+        Only ``trial.suggest_*`` calls are made, so any Optuna sampler drives the search.
+        The space spec and the architecture JSON are stored as user attributes, which lets
+        :meth:`Architecture.from_trial` and optuna-dashboard show the architecture later.
+        """
+        self._walk(TrialChooser(trial))
+        arch = self.from_params(trial.params)
+        trial.set_user_attr(SPACE_ATTR, self.spec)
+        trial.set_user_attr(ARCH_ATTR, arch.to_json())
+        return arch
+
+    def decode(self, params: Mapping[str, ParamValue]) -> Any:
+        """Validates ``params`` and returns the genotype they describe.
+
+        Parameters that the walk does not ask for are ignored, so a trial that also tuned,
+        say, a learning rate decodes fine.
+        """
+        return self._walk(ParamsChooser(params, self.name))
+
+    def from_params(self, params: Mapping[str, ParamValue]) -> Architecture:
+        """The :class:`Architecture` for ``params``, keeping only the active ones."""
+        chooser = ParamsChooser(params, self.name)
+        self._walk(chooser)
+        return Architecture(
+            space=self.name, config=_freeze(self._config), params=_freeze(chooser.used)
+        )
+
+    @abc.abstractmethod
+    def _walk(self, choose: Chooser) -> Any:
+        """Asks every active decision of one architecture and returns its genotype."""
+
+    @abc.abstractmethod
+    def build_genotype(
+        self, genotype: Any, input_shape: tuple[int, ...], num_classes: int
+    ) -> torch.nn.Module:
+        """Builds the network for a decoded genotype."""
+
+    def describe(self, genotype: Any) -> str:
+        """A one-line human-readable form of a genotype."""
+        return repr(genotype)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        return f"{type(self).__name__}({args})"
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(
+        f"space arguments must be JSON-like (numbers, strings, lists), got {type(value).__name__}"
+    )
