@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from optuna_nas.spaces._base import ARCH_ATTR, SPACE_ATTR, Architecture, Chooser, SearchSpace
+from optuna_nas.spaces._cell import CellSpace, DARTSGenotype, DARTSSpace, NB201Space
 from optuna_nas.spaces._chain import ChainSpace
+from optuna_nas.spaces._hierarchical import HierarchicalSpace
 from optuna_nas.spaces._layers import LayerSpec
+from optuna_nas.spaces._multibranch import MultiBranchSpace
 
 _REGISTRY: dict[str, type[SearchSpace]] = {}
 
@@ -56,14 +59,24 @@ def create(name: str, **kwargs: Any) -> SearchSpace:
 
 
 register(ChainSpace)
+register(DARTSSpace)
+register(NB201Space)
+register(HierarchicalSpace)
+register(MultiBranchSpace)
 
 __all__ = [
     "ARCH_ATTR",
     "SPACE_ATTR",
     "Architecture",
+    "CellSpace",
     "ChainSpace",
     "Chooser",
+    "DARTSGenotype",
+    "DARTSSpace",
+    "HierarchicalSpace",
     "LayerSpec",
+    "MultiBranchSpace",
+    "NB201Space",
     "SearchSpace",
     "available",
     "create",

@@ -1,0 +1,73 @@
+"""Pruners for architecture search, created by name.
+
+:func:`create` serves the CLI's ``--pruner`` flag and user code alike. ``max_step`` is the
+last step a trial reports (for :func:`optuna_nas.training.fit`, the number of epochs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+
+def _median(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    kwargs.setdefault("n_startup_trials", 5)
+    kwargs.setdefault("n_warmup_steps", max(1, (max_step or 10) // 4))
+    return optuna.pruners.MedianPruner(**kwargs)
+
+
+def _sha(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    return optuna.pruners.SuccessiveHalvingPruner(**kwargs)
+
+
+def _hyperband(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    if max_step is not None:
+        kwargs.setdefault("max_resource", max_step)
+    return optuna.pruners.HyperbandPruner(**kwargs)
+
+
+def _none(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner(**kwargs)
+
+
+_FACTORIES: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+    "hyperband": _hyperband,
+    "median": _median,
+    "none": _none,
+    "sha": _sha,
+}
+
+
+def available() -> list[str]:
+    """The names :func:`create` accepts, sorted."""
+    return sorted(_FACTORIES)
+
+
+def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    """Creates a pruner by name.
+
+    Args:
+        name: ``median`` (Optuna's MedianPruner, 5 startup trials, warm-up of a quarter of
+            ``max_step``), ``sha`` (SuccessiveHalvingPruner), ``hyperband`` (HyperbandPruner
+            with ``max_resource=max_step``) or ``none``.
+        max_step: The last step trials report, e.g. the number of epochs.
+        **kwargs: Passed to the pruner's constructor.
+
+    Raises:
+        ValueError: For an unknown name or invalid arguments.
+    """
+    try:
+        factory = _FACTORIES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown pruner {name!r}; choose one of: {', '.join(available())}"
+        ) from None
+    try:
+        return factory(max_step=max_step, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"invalid argument for pruner {name!r}: {err}") from None
+
+
+__all__ = ["available", "create"]

@@ -1,0 +1,399 @@
+"""Training loop that reports to an Optuna trial and honours its pruner."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from optuna_nas.nn import count_params, estimate_flops
+from optuna_nas.training._device import select_device
+
+if TYPE_CHECKING:
+    import optuna
+
+    from optuna_nas.data import Dataset, Split
+
+_logger = logging.getLogger(__name__)
+
+GPU_RESIDENT_LIMIT_BYTES = 4 * 2**30
+"""Datasets up to this size are copied to the GPU once instead of batch by batch."""
+
+FAIL_REASON_ATTR = "fail_reason"
+"""User attribute that says why :func:`fit` failed a trial (``oom``, ``nan_loss``)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; raised by :func:`fit` when no trial is given."""
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` measured.
+
+    Attributes:
+        valid_accuracy: Validation accuracy after the last epoch, in ``[0, 1]``; NaN when
+            training failed (see ``fail_reason``), which makes Optuna mark the trial failed
+            and carry on with the study.
+        best_valid_accuracy: Highest validation accuracy over the epochs.
+        test_accuracy: Test accuracy after the last epoch, if ``evaluate_test`` was set.
+        history: One dict per finished epoch (``epoch``, ``train_loss``,
+            ``valid_accuracy``, ``seconds``).
+        fail_reason: ``None``, ``"oom"`` or ``"nan_loss"``.
+        n_params: Trainable parameters.
+        flops: Forward FLOPs for one example.
+        seconds_per_epoch: Mean wall time of a training epoch (evaluation excluded).
+        samples_per_second: Training throughput.
+        device: Where it trained.
+        peak_memory_mb: Peak CUDA memory allocated, or ``None`` off CUDA.
+    """
+
+    valid_accuracy: float
+    best_valid_accuracy: float
+    test_accuracy: float | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    fail_reason: str | None = None
+    n_params: int = 0
+    flops: int = 0
+    seconds_per_epoch: float = 0.0
+    samples_per_second: float = 0.0
+    device: str = "cpu"
+    peak_memory_mb: float | None = None
+
+    @property
+    def learning_curve(self) -> list[float]:
+        """Validation accuracy per epoch."""
+        return [h["valid_accuracy"] for h in self.history]
+
+
+def fit(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    trial: optuna.trial.BaseTrial | None = None,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    label_smoothing: float = 0.0,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    amp: bool = True,
+    channels_last: bool | None = None,
+    compile: bool = False,
+    evaluate_test: bool = False,
+) -> FitResult:
+    """Trains ``model`` on ``data.train`` and scores it on ``data.valid`` every epoch.
+
+    AdamW with a per-step cosine learning-rate schedule and cross-entropy loss. After each
+    epoch the validation accuracy goes to ``trial.report(value, epoch)``; if
+    ``trial.should_prune()`` then says so, :class:`optuna.TrialPruned` is raised. Model size,
+    FLOPs, timing, device and peak memory are stored as trial user attributes.
+
+    On CUDA the loop uses bfloat16 autocast, ``channels_last`` for 2-D convolutional nets,
+    non-blocking copies from pinned memory, and keeps datasets up to
+    :data:`GPU_RESIDENT_LIMIT_BYTES` on the GPU. ``torch.compile`` is opt-in.
+
+    A NaN or infinite loss, or CUDA running out of memory, fails only this trial: the
+    reason is stored in the ``fail_reason`` user attribute, GPU memory is released and the
+    returned ``valid_accuracy`` is NaN, which Optuna records as a failed trial before it
+    moves on. Without a trial, a diverged loss raises :class:`TrainingDiverged` and an
+    out-of-memory error propagates.
+
+    Args:
+        model: The network, e.g. from :meth:`optuna_nas.Architecture.build`.
+        data: Dataset with ``train``, ``valid`` and ``test`` splits
+            (see :func:`optuna_nas.data.load`).
+        trial: Trial to report to and prune through; ``None`` trains without reporting.
+        epochs: Training epochs; also the last step reported.
+        batch_size: Examples per step.
+        lr: Peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        label_smoothing: Label smoothing of the cross-entropy loss.
+        device: ``None``/``"auto"`` picks CUDA, then MPS, then the CPU.
+        seed: Seeds batch order and dropout; seed model initialisation yourself with
+            :func:`optuna_nas.training.seed_everything` before building the model.
+        amp: Use bfloat16 autocast on CUDA.
+        channels_last: Memory format for 4-D inputs; ``None`` enables it on CUDA.
+        compile: Wrap the model in ``torch.compile``.
+        evaluate_test: Also score ``data.test`` after the last epoch.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        optuna.TrialPruned: When the trial's pruner stops the run.
+        ValueError: For non-positive ``epochs`` or ``batch_size``.
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_nas import data, spaces, training
+
+            dataset = data.load("mnist1d")
+            space = spaces.create("chain")
+
+            def objective(trial):
+                model = space.suggest(trial).build(dataset.input_shape, dataset.num_classes)
+                return training.fit(model, dataset, trial=trial, epochs=5).valid_accuracy
+
+            optuna.create_study(direction="maximize").optimize(objective, n_trials=3)
+    """
+
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    dev = select_device(device)
+    use_amp = amp and dev.type == "cuda"
+    is_image = data.train.x.dim() == 4
+    if channels_last is None:
+        channels_last = dev.type == "cuda" and is_image
+    memory_format = torch.channels_last if channels_last and is_image else None
+
+    n_params = count_params(model)
+    flops = estimate_flops(model, data.input_shape)
+    model.to(dev)
+    if memory_format is not None:
+        model.to(memory_format=memory_format)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    result = FitResult(
+        valid_accuracy=math.nan,
+        best_valid_accuracy=math.nan,
+        test_accuracy=None,
+        n_params=n_params,
+        flops=flops,
+        device=str(dev),
+    )
+    _set_attrs(trial, n_params=n_params, flops=flops, device=str(dev))
+
+    try:
+        _train(
+            model,
+            data,
+            result,
+            trial,
+            dev,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            label_smoothing=label_smoothing,
+            seed=seed,
+            use_amp=use_amp,
+            memory_format=memory_format,
+            compile=compile,
+            evaluate_test=evaluate_test,
+        )
+    except torch.cuda.OutOfMemoryError:
+        if trial is None:
+            raise
+        _fail(
+            result, trial, "oom", "CUDA ran out of memory; the trial fails and the study goes on"
+        )
+    except TrainingDiverged as err:
+        if trial is None:
+            raise
+        _fail(result, trial, "nan_loss", str(err))
+    finally:
+        if dev.type == "cuda":
+            result.peak_memory_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+            _set_attrs(trial, peak_gpu_memory_mb=round(result.peak_memory_mb, 1))
+    return result
+
+
+def _train(
+    model: nn.Module,
+    data: Dataset,
+    result: FitResult,
+    trial: optuna.trial.BaseTrial | None,
+    dev: torch.device,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    label_smoothing: float,
+    seed: int,
+    use_amp: bool,
+    memory_format: torch.memory_format | None,
+    compile: bool,
+    evaluate_test: bool,
+) -> None:
+    import optuna
+
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    train_x, train_y = _place(data.train, dev)
+    valid = _place(data.valid, dev)
+    n_train = len(train_y)
+    steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+
+    step_model: nn.Module = torch.compile(model) if compile else model  # type: ignore[assignment]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    train_seconds = 0.0
+
+    for epoch in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(n_train, generator=generator)
+        loss_sum = torch.zeros((), device=dev)
+        for step in range(steps_per_epoch):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            x, y = _batch(train_x, train_y, index, dev, memory_format)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = criterion(step_model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach() * len(index)
+        train_loss = float(loss_sum) / n_train  # one host sync per epoch
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        seconds = time.perf_counter() - start
+        train_seconds += seconds
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"training loss became {train_loss} in epoch {epoch}; lower the learning rate "
+                f"(now {lr}) or check the inputs for NaN"
+            )
+        accuracy = evaluate(
+            step_model,
+            valid,
+            dev,
+            batch_size=max(batch_size, 512),
+            amp=use_amp,
+            memory_format=memory_format,
+        )
+        result.history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "valid_accuracy": accuracy,
+                "seconds": seconds,
+            }
+        )
+        result.valid_accuracy = accuracy
+        result.best_valid_accuracy = (
+            max(accuracy, result.best_valid_accuracy)
+            if not math.isnan(result.best_valid_accuracy)
+            else accuracy
+        )
+        result.seconds_per_epoch = train_seconds / (epoch + 1)
+        result.samples_per_second = n_train * (epoch + 1) / train_seconds
+        _set_attrs(
+            trial,
+            seconds_per_epoch=round(result.seconds_per_epoch, 4),
+            samples_per_second=round(result.samples_per_second, 1),
+        )
+        if trial is not None:
+            trial.report(accuracy, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"pruned after epoch {epoch} at validation accuracy {accuracy:.4f}"
+                )
+
+    if evaluate_test:
+        test = _place(data.test, dev)
+        result.test_accuracy = evaluate(
+            step_model,
+            test,
+            dev,
+            batch_size=max(batch_size, 512),
+            amp=use_amp,
+            memory_format=memory_format,
+        )
+        _set_attrs(trial, test_accuracy=result.test_accuracy)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    split: Split | tuple[torch.Tensor, torch.Tensor],
+    device: str | torch.device | None = None,
+    *,
+    batch_size: int = 512,
+    amp: bool = True,
+    memory_format: torch.memory_format | None = None,
+) -> float:
+    """Accuracy of ``model`` on a split, in ``[0, 1]``.
+
+    Args:
+        model: A classifier returning logits.
+        split: A :class:`optuna_nas.data.Split` or an ``(x, y)`` pair.
+        device: Where to run; ``None`` uses the model's device.
+        batch_size: Examples per forward pass.
+        amp: Use bfloat16 autocast on CUDA.
+        memory_format: Memory format for 4-D inputs.
+    """
+    x_all, y_all = split if isinstance(split, tuple) else (split.x, split.y)
+    if device is None:
+        param = next(model.parameters(), None)
+        dev = param.device if param is not None else torch.device("cpu")
+    else:
+        dev = torch.device(device)
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=dev)
+    for start in range(0, len(y_all), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(y_all)))
+        x, y = _batch(x_all, y_all, index, dev, memory_format)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == "cuda"):
+            logits = model(x)
+        correct += (logits.argmax(dim=1) == y).sum()
+    model.train(was_training)
+    return float(correct) / max(1, len(y_all))
+
+
+def _place(split: Split, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copies small datasets to the accelerator once; pins big ones for async batch copies."""
+    x, y = split.x, split.y
+    if dev.type == "cpu":
+        return x, y
+    if x.numel() * x.element_size() <= GPU_RESIDENT_LIMIT_BYTES:
+        return x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+    if dev.type == "cuda":
+        return x.pin_memory(), y.pin_memory()
+    return x, y
+
+
+def _batch(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    index: torch.Tensor,
+    dev: torch.device,
+    memory_format: torch.memory_format | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if x.device != index.device:
+        index = index.to(x.device)
+    xb = x.index_select(0, index).to(dev, non_blocking=True)
+    yb = y.index_select(0, index).to(dev, non_blocking=True)
+    if memory_format is not None:
+        xb = xb.contiguous(memory_format=memory_format)
+    return xb, yb
+
+
+def _set_attrs(trial: optuna.trial.BaseTrial | None, **attrs: Any) -> None:
+    if trial is None:
+        return
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def _fail(result: FitResult, trial: optuna.trial.BaseTrial, reason: str, message: str) -> None:
+    result.fail_reason = reason
+    result.valid_accuracy = math.nan
+    trial.set_user_attr(FAIL_REASON_ATTR, reason)
+    _logger.warning("trial %s: %s", getattr(trial, "number", "?"), message)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
