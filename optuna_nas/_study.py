@@ -9,6 +9,7 @@ refused instead of silently mixing incompatible trials.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -182,7 +183,9 @@ def create_study(
         study.set_user_attr(STUDY_SPACE_ATTR, space.spec)
         study.set_user_attr(STUDY_DATASET_ATTR, asdict(dataset))
         study.set_user_attr(STUDY_TRAINING_ATTR, asdict(training))
-        study.set_metric_names(["valid_accuracy"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(["valid_accuracy"])
     return study
 
 

@@ -145,6 +145,7 @@ def _search(args: argparse.Namespace) -> int:
     )
     from optuna_nas.training import select_device
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Everything is validated before the storage is touched, so bad input leaves no study.
     try:
         space = spaces.create(args.space, **_space_kwargs(args.space_arg))
@@ -182,7 +183,6 @@ def _search(args: argparse.Namespace) -> int:
 
     if args.n_trials is None and args.timeout is None:
         args.n_trials = 20
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(
         f"Searching {space!r} on {args.dataset} ({len(dataset.train)} train / "
         f"{len(dataset.valid)} valid / {len(dataset.test)} test), sampler={args.sampler}, "
