@@ -16,9 +16,11 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"
 
 
-def nb201_dir() -> Path | None:
-    """The shared NAS-Bench-201 tables, if this machine has them."""
-    path = Path(
-        os.environ.get("OPTUNA_NAS_NB201_DIR", REPO_ROOT.parent / "shared/benchmarks/nb201")
-    )
-    return path if (path / "nb201_cifar10.csv").is_file() else None
+@pytest.fixture(scope="session")
+def nb201_dir() -> Path:
+    """The shared NAS-Bench-201 tables; tests that need them skip where they are absent."""
+    default = REPO_ROOT.parent / "shared" / "benchmarks" / "nb201"
+    path = Path(os.environ.get("OPTUNA_NAS_NB201_DIR", default))
+    if not (path / "nb201_cifar10.csv").is_file():
+        pytest.skip(f"NAS-Bench-201 tables not found at {path}; set OPTUNA_NAS_NB201_DIR")
+    return path

@@ -71,7 +71,7 @@ class HierarchicalSpace(SearchSpace):
         motif_nodes: Nodes of each motif, input and output included (four in the paper).
         cell_nodes: Nodes of the cell, input and output included (five in the paper).
         channels: Channels after the stem.
-        cells: Number of cells; the paper's small CIFAR-10 model has three.
+        cells: Number of cells, hence ``cells - 1`` reductions.
 
     References:
         Liu, Simonyan, Vinyals, Fernando and Kavukcuoglu, "Hierarchical Representations

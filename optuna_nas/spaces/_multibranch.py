@@ -39,7 +39,7 @@ def _source_name(j: int) -> str:
     return "in" if j == -1 else f"L{j}"
 
 
-def skip_param(layer: int, source: int) -> str:
+def _skip_param(layer: int, source: int) -> str:
     """Name of the decision whether ``layer`` also reads ``source`` (``-1``: the input)."""
     return f"layer{layer}/skip_input" if source == -1 else f"layer{layer}/skip{source}"
 
@@ -140,7 +140,7 @@ class MultiBranchSpace(SearchSpace):
         for i in range(n_layers):
             spec = walk_layer(choose, f"layer{i}", self.choices)
             skips = tuple(
-                j for j in range(-1, i - 1) if choose.categorical(skip_param(i, j), (False, True))
+                j for j in range(-1, i - 1) if choose.categorical(_skip_param(i, j), (False, True))
             )
             merge = choose.categorical(f"layer{i}/merge", MERGES) if skips else None
             layers.append(BranchLayer(spec, (*skips, i - 1), merge))

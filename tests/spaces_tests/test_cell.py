@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -11,7 +12,6 @@ import torch
 
 from optuna_nas import spaces
 from optuna_nas.spaces import Architecture, CellSpace, DARTSGenotype, DARTSSpace, NB201Space
-from tests.conftest import nb201_dir
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 DARTS_OPS = [
@@ -32,15 +32,6 @@ DARTS_PARAMS = {
     for field in ("inputs", "op0", "op1")
     if k or field != "inputs"
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """These networks are tiny; one thread runs them several times faster than many."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _nb201_string(ops: tuple[str, ...]) -> str:
@@ -206,10 +197,8 @@ def test_tiny_and_odd_inputs_pass_both_reductions(name: str, shape: tuple[int, .
     assert model(torch.randn(2, *shape)).shape == (2, 4)
 
 
-def test_nb201_skeleton_matches_benchmark_param_counts() -> None:
-    root = nb201_dir()
-    if root is None:
-        pytest.skip("NAS-Bench-201 tables not found; set OPTUNA_NAS_NB201_DIR")
+def test_nb201_skeleton_matches_benchmark_param_counts(nb201_dir: Path) -> None:
+    root = nb201_dir
     with open(root / "nb201_cifar10.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {row["arch"] for row in rows} == {

@@ -21,15 +21,6 @@ PRIMITIVES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks are hundreds of tiny ops; on a busy machine, threads only add waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _edges(prefix: str, n_nodes: int) -> set[str]:
     return {f"{prefix}/edge_{i}_{j}" for i in range(1, n_nodes) for j in range(i)}
 
