@@ -65,9 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--data-root", default=None, help="local root of torchvision datasets")
     search.add_argument("--sampler", default="tpe", help="sampler name (default: tpe)")
     search.add_argument("--pruner", default="median", help="pruner name (default: median)")
-    search.add_argument("--n-trials", type=_positive_int, default=None, help="trials to run")
     search.add_argument(
-        "--timeout", type=_positive_float, default=None, help="stop starting trials after SEC"
+        "--n-trials", type=_positive_int, default=100, help="most trials to run (default: 100)"
+    )
+    search.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=540.0,
+        help="stop starting trials after SEC seconds (default: 540)",
     )
     search.add_argument("--epochs", type=_positive_int, default=20, help="epochs per trial")
     search.add_argument("--batch-size", type=_positive_int, default=128)
@@ -181,8 +186,6 @@ def _search(args: argparse.Namespace) -> int:
     except (StorageError, ValueError) as err:
         raise CLIError(str(err)) from None
 
-    if args.n_trials is None and args.timeout is None:
-        args.n_trials = 20
     print(
         f"Searching {space!r} on {args.dataset} ({len(dataset.train)} train / "
         f"{len(dataset.valid)} valid / {len(dataset.test)} test), sampler={args.sampler}, "

@@ -110,7 +110,7 @@ class MultiBranchSpace(SearchSpace):
         min_layers: int = 1,
         max_layers: int = 6,
         ops: Sequence[str] = SPATIAL_OPS,
-        filters: Sequence[int] = (16, 32, 64, 128),
+        filters: Sequence[int] = (16, 32, 64),
         kernel_sizes: Sequence[int] = (3, 5, 7),
         strides: Sequence[int] = (1, 2),
         dilations: Sequence[int] = (1, 2),
