@@ -1,10 +1,44 @@
-"""optuna-nas: neural architecture search as a drop-in Optuna plugin."""
+"""optuna-nas: neural architecture search as a drop-in Optuna plugin.
+
+The pieces follow one data flow: a space from :mod:`optuna_nas.spaces` turns a trial's
+``suggest_*`` calls into an :class:`Architecture`, which builds a ``torch.nn.Module`` that
+:func:`optuna_nas.training.fit` trains on a dataset from :mod:`optuna_nas.data`, reporting
+its learning curve to the trial. :mod:`optuna_nas.samplers` and :mod:`optuna_nas.pruners`
+create samplers and pruners by name.
+"""
 
 from __future__ import annotations
 
-from optuna_nas import spaces
+from optuna_nas import data, nn, pruners, samplers, spaces, training
+from optuna_nas._storage import StorageError, mask_url, open_storage
+from optuna_nas._study import (
+    ArchitectureObjective,
+    DatasetConfig,
+    TrainingConfig,
+    best_trial,
+    create_study,
+    study_settings,
+)
 from optuna_nas.spaces import Architecture
 
 __version__ = "0.1.0"
 
-__all__ = ["Architecture", "__version__", "spaces"]
+__all__ = [
+    "Architecture",
+    "ArchitectureObjective",
+    "DatasetConfig",
+    "StorageError",
+    "TrainingConfig",
+    "__version__",
+    "best_trial",
+    "create_study",
+    "data",
+    "mask_url",
+    "nn",
+    "open_storage",
+    "pruners",
+    "samplers",
+    "spaces",
+    "study_settings",
+    "training",
+]
