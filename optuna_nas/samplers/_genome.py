@@ -36,7 +36,7 @@ def sample_value(dist: BaseDistribution, rng: np.random.RandomState) -> Any:
         if dist.log:
             return float(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high))))
         if dist.step is not None:
-            n = int(round((dist.high - dist.low) / dist.step))
+            n = round((dist.high - dist.low) / dist.step)
             return float(min(dist.high, dist.low + dist.step * rng.randint(n + 1)))
         return float(rng.uniform(dist.low, dist.high))
     raise TypeError(f"unsupported distribution {dist!r}")
@@ -48,7 +48,7 @@ def _n_values(dist: BaseDistribution) -> float:
     if isinstance(dist, IntDistribution):
         return (dist.high - dist.low) // dist.step + 1
     if isinstance(dist, FloatDistribution) and dist.step is not None:
-        return int(round((dist.high - dist.low) / dist.step)) + 1
+        return round((dist.high - dist.low) / dist.step) + 1
     return math.inf
 
 
