@@ -25,7 +25,8 @@ def mask_url(url: str) -> str:
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """Opens the RDB storage at ``url`` (SQLite, PostgreSQL or MySQL).
 
-    The URL is checked before anything is created, and a SQLite file that this call
+    SQLite connections wait up to 60 s for the file's lock, so several processes can share
+    one file. The URL is checked before anything is created, and a SQLite file that this call
     created is removed again if the storage then fails to open, so bad input leaves
     nothing behind.
 
@@ -62,8 +63,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             )
         if not path.exists():
             created = path
+    engine_kwargs: dict[str, object] = {}
+    if parsed.get_backend_name() == "sqlite":
+        # Several worker processes share one SQLite file; wait for its lock, don't fail.
+        engine_kwargs["connect_args"] = {"timeout": 60}
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot use this URL"
         if created is not None and created.exists():
             created.unlink()

@@ -76,7 +76,8 @@ class ArchitectureObjective:
 
     It returns the validation accuracy after the last epoch (maximise it), reports the
     learning curve for pruning, and stores the test accuracy, parameter count and FLOPs
-    as user attributes. Weight initialisation is seeded with ``seed + trial.number`` so
+    as user attributes. The test accuracy is recorded for reporting only; nothing in the
+    search selects on it. Weight initialisation is seeded with ``seed + trial.number`` so
     every trial is repeatable.
 
     Args:
