@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
@@ -244,12 +245,12 @@ def _train(
     for epoch in range(epochs):
         model.train()
         start = time.perf_counter()
-        order = torch.randperm(n_train, generator=generator)
+        order = torch.randperm(n_train, generator=generator).to(train_x.device)
         loss_sum = torch.zeros((), device=dev)
         for step in range(steps_per_epoch):
             index = order[step * batch_size : (step + 1) * batch_size]
             x, y = _batch(train_x, train_y, index, dev, memory_format)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            with _autocast(dev, use_amp):
                 loss = criterion(step_model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -345,9 +346,11 @@ def evaluate(
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=dev)
     for start in range(0, len(y_all), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(y_all)))
-        x, y = _batch(x_all, y_all, index, dev, memory_format)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == "cuda"):
+        x = x_all[start : start + batch_size].to(dev, non_blocking=True)
+        y = y_all[start : start + batch_size].to(dev, non_blocking=True)
+        if memory_format is not None:
+            x = x.contiguous(memory_format=memory_format)
+        with _autocast(dev, amp):
             logits = model(x)
         correct += (logits.argmax(dim=1) == y).sum()
     model.train(was_training)
@@ -380,6 +383,13 @@ def _batch(
     if memory_format is not None:
         xb = xb.contiguous(memory_format=memory_format)
     return xb, yb
+
+
+def _autocast(dev: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on CUDA; a no-op context elsewhere (entering autocast costs time)."""
+    if enabled and dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _set_attrs(trial: optuna.trial.BaseTrial | None, **attrs: Any) -> None:
