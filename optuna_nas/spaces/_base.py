@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import numpy as np
     import optuna
     import torch.nn
 
@@ -100,6 +102,66 @@ class ParamsChooser(Chooser):
             )
         self.used[name] = value
         return value
+
+
+class _RandomChooser(Chooser):
+    """Draws each decision at random: choices and integer steps uniformly, integers with
+    ``log=True`` log-uniformly. A decision named in ``fixed`` keeps that value if legal."""
+
+    def __init__(self, rng: np.random.RandomState, fixed: Mapping[str, ParamValue]) -> None:
+        self._rng = rng
+        self._fixed = fixed
+        self.used: dict[str, ParamValue] = {}
+
+    def categorical(self, name: str, choices: Sequence[ParamValue]) -> ParamValue:
+        choices = list(choices)
+        value = self._fixed.get(name)
+        if name not in self._fixed or value not in choices:
+            value = choices[self._rng.randint(len(choices))]
+        self.used[name] = value
+        return value
+
+    def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        value = self._fixed.get(name)
+        if not (isinstance(value, int) and low <= value <= high and (value - low) % step == 0):
+            if log:
+                drawn = math.exp(self._rng.uniform(math.log(low), math.log(high + 1)))
+                value = min(high, max(low, math.floor(drawn)))
+            else:
+                value = low + step * int(self._rng.randint((high - low) // step + 1))
+        self.used[name] = value
+        return value
+
+
+class _IndexChooser(Chooser):
+    """Takes option ``path[d]`` at the ``d``-th decision, and past the path the option that
+    ``start`` names (or the first); records each decision's option index and count."""
+
+    def __init__(self, path: Sequence[int], start: Mapping[str, ParamValue] | None = None):
+        self._path = path
+        self._start = start or {}
+        self.indices: list[int] = []
+        self.sizes: list[int] = []
+        self.used: dict[str, ParamValue] = {}
+
+    def _pick(self, name: str, options: Sequence[ParamValue]) -> Any:
+        depth = len(self.indices)
+        if depth < len(self._path):
+            index = self._path[depth]
+        elif name in self._start and self._start[name] in options:
+            index = options.index(self._start[name])
+        else:
+            index = 0
+        self.indices.append(index)
+        self.sizes.append(len(options))
+        self.used[name] = options[index]
+        return options[index]
+
+    def categorical(self, name: str, choices: Sequence[ParamValue]) -> ParamValue:
+        return self._pick(name, list(choices))
+
+    def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return int(self._pick(name, range(low, high + 1, step)))
 
 
 def _freeze(value: Any) -> Any:
@@ -314,6 +376,51 @@ class SearchSpace(abc.ABC):
         return Architecture(
             space=self.name, config=_freeze(self._config), params=_freeze(chooser.used)
         )
+
+    def sample_params(
+        self, rng: np.random.RandomState, fixed: Mapping[str, ParamValue] | None = None
+    ) -> dict[str, ParamValue]:
+        """The active parameters of a random architecture, drawn without a trial.
+
+        Each decision is uniform over its choices or integer steps, or log-uniform for
+        integers with ``log=True``.
+
+        Args:
+            rng: The random generator to draw with.
+            fixed: Values to keep for the decisions they name, where legal and active.
+        """
+        chooser = _RandomChooser(rng, fixed or {})
+        self._walk(chooser)
+        return chooser.used
+
+    def iter_params(
+        self, start: Mapping[str, ParamValue] | None = None
+    ) -> Iterator[dict[str, ParamValue]]:
+        """Every architecture of the space exactly once, as its active parameters.
+
+        Architectures come depth first, in the order of each decision's choices, beginning
+        at ``start`` and wrapping around, so a random ``start`` (see :meth:`sample_params`)
+        gives a complete enumeration in a random rotation. Only small spaces can be
+        enumerated to the end; stop early by leaving the loop.
+
+        Args:
+            start: Active parameters of the first architecture; the first in order if
+                ``None``. Decisions it lacks or gives illegal values take their first choice.
+        """
+        chooser = _IndexChooser([], start)
+        self._walk(chooser)
+        first = chooser.indices
+        while True:
+            yield chooser.used
+            path: list[int] = []
+            for depth in reversed(range(len(chooser.indices))):
+                if chooser.indices[depth] + 1 < chooser.sizes[depth]:
+                    path = [*chooser.indices[:depth], chooser.indices[depth] + 1]
+                    break
+            chooser = _IndexChooser(path)
+            self._walk(chooser)
+            if chooser.indices == first:
+                return
 
     @abc.abstractmethod
     def _walk(self, choose: Chooser) -> Any:
