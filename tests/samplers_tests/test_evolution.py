@@ -263,3 +263,29 @@ def test_conditional_objective_with_every_kind_of_parameter() -> None:
         for name, value in trial.params.items():
             dist = trial.distributions[name]
             assert dist._contains(dist.to_internal_repr(value))
+
+
+def _repeats(skip_evaluated: bool) -> int:
+    space = spaces.create("nb201")
+    sampler = RegularizedEvolutionSampler(
+        population_size=6, sample_size=6, skip_evaluated=skip_evaluated, seed=2
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        return float(sum(op == "nor_conv_3x3" for op in space.suggest(trial).genotype))
+
+    study.optimize(objective, n_trials=80)
+    seen: set = set()
+    repeats = 0
+    for t in study.trials:
+        key = tuple(sorted(t.params.items()))
+        repeats += key in seen
+        seen.add(key)
+    return repeats
+
+
+def test_skip_evaluated_avoids_spending_queries_twice() -> None:
+    with_repeats = _repeats(skip_evaluated=False)
+    assert with_repeats > 5
+    assert _repeats(skip_evaluated=True) < with_repeats / 3
