@@ -1,7 +1,8 @@
 """Pruners for architecture search, created by name.
 
 :func:`create` serves the CLI's ``--pruner`` flag and user code alike. ``max_step`` is the
-last step a trial reports (for :func:`optuna_nas.training.fit`, the number of epochs).
+last step a trial reports; steps count from 0, so for :func:`optuna_nas.training.fit` it is
+``epochs - 1``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
+
+from optuna_nas.pruners._lce import LearningCurvePruner
 
 
 def _median(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
@@ -28,12 +31,22 @@ def _hyperband(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.Bas
     return optuna.pruners.HyperbandPruner(**kwargs)
 
 
+def _lce(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    if max_step is None:
+        raise ValueError(
+            "pruner 'lce' needs max_step, the last step trials report "
+            "(epochs - 1 for optuna_nas.training.fit)"
+        )
+    return LearningCurvePruner(max_step=max_step, **kwargs)
+
+
 def _none(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner(**kwargs)
 
 
 _FACTORIES: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "hyperband": _hyperband,
+    "lce": _lce,
     "median": _median,
     "none": _none,
     "sha": _sha,
@@ -51,8 +64,11 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
     Args:
         name: ``median`` (Optuna's MedianPruner, 5 startup trials, warm-up of a quarter of
             ``max_step``), ``sha`` (SuccessiveHalvingPruner), ``hyperband`` (HyperbandPruner
-            with ``max_resource=max_step``) or ``none``.
-        max_step: The last step trials report, e.g. the number of epochs.
+            with ``max_resource=max_step``), ``lce`` (:class:`LearningCurvePruner`, which
+            extrapolates each learning curve to ``max_step``; ``max_step`` is required) or
+            ``none``.
+        max_step: The last step trials report. Steps count from 0, so for
+            :func:`optuna_nas.training.fit` it is ``epochs - 1`` (what the CLI passes).
         **kwargs: Passed to the pruner's constructor.
 
     Raises:
@@ -70,4 +86,4 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
         raise ValueError(f"invalid argument for pruner {name!r}: {err}") from None
 
 
-__all__ = ["available", "create"]
+__all__ = ["LearningCurvePruner", "available", "create"]

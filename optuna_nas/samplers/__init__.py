@@ -10,8 +10,16 @@ from typing import Any
 
 import optuna
 
+from optuna_nas.samplers._evolution import RegularizedEvolutionSampler
+from optuna_nas.samplers._gp import ConditionalGPSampler
+from optuna_nas.samplers._random import DeduplicatingRandomSampler, nb201_canonical
+from optuna_nas.samplers._reinforce import REINFORCESampler
+
 _FACTORIES: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-    "random": optuna.samplers.RandomSampler,
+    "evolution": RegularizedEvolutionSampler,
+    "gp": ConditionalGPSampler,
+    "random": DeduplicatingRandomSampler,
+    "reinforce": REINFORCESampler,
     "tpe": optuna.samplers.TPESampler,
 }
 
@@ -25,8 +33,11 @@ def create(name: str, seed: int | None = None, **kwargs: Any) -> optuna.samplers
     """Creates a sampler by name.
 
     Args:
-        name: ``random`` (Optuna's :class:`~optuna.samplers.RandomSampler`) or ``tpe``
-            (Optuna's :class:`~optuna.samplers.TPESampler`, for comparison).
+        name: ``evolution`` (:class:`RegularizedEvolutionSampler`), ``gp``
+            (:class:`ConditionalGPSampler`), ``random``
+            (:class:`DeduplicatingRandomSampler`), ``reinforce``
+            (:class:`REINFORCESampler`) or ``tpe`` (Optuna's
+            :class:`~optuna.samplers.TPESampler`, for comparison).
         seed: Seed of the sampler's random generator; the same seed gives the same sequence.
         **kwargs: Passed to the sampler's constructor.
 
@@ -45,4 +56,12 @@ def create(name: str, seed: int | None = None, **kwargs: Any) -> optuna.samplers
         raise ValueError(f"invalid argument for sampler {name!r}: {err}") from None
 
 
-__all__ = ["available", "create"]
+__all__ = [
+    "ConditionalGPSampler",
+    "DeduplicatingRandomSampler",
+    "REINFORCESampler",
+    "RegularizedEvolutionSampler",
+    "available",
+    "create",
+    "nb201_canonical",
+]

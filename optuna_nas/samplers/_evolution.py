@@ -110,9 +110,9 @@ class RegularizedEvolutionSampler(PlannedSampler):
     trial will evaluate is redrawn (up to 10 tournaments), so that parallel workers rarely
     evaluate the same architecture at once. With ``skip_evaluated`` (the default) a child
     that repeats a finished trial is redrawn too; pass ``False`` to allow repeats as the
-    paper does, where re-evaluating a noisy architecture is part of the regularization. Trials enqueued with
-    :meth:`optuna.study.Study.enqueue_trial` are evaluated as given, with any parameters
-    they leave out sampled at random.
+    paper does, where re-evaluating a noisy architecture is part of the regularization.
+    Trials enqueued with :meth:`optuna.study.Study.enqueue_trial` are evaluated as given,
+    with any parameters they leave out sampled at random.
 
     The parent's trial number is stored in the child's system attribute
     ``optuna_nas:parent`` and user attribute ``parent_trial``.
