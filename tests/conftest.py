@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,3 +26,12 @@ def nb201_dir() -> Path:
     if not (path / "nb201_cifar10.csv").is_file():
         pytest.skip(f"NAS-Bench-201 tables not found at {path}; set OPTUNA_NAS_NB201_DIR")
     return path
+
+
+@pytest.fixture
+def single_thread() -> Iterator[None]:
+    """One torch thread: tiny networks and tensors only wait on extra threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import optuna
@@ -30,15 +30,6 @@ from optuna_nas.samplers._policy import (
 )
 
 CONTROLLERS = ["independent", "lstm"]
-
-
-@pytest.fixture(autouse=True)
-def single_thread() -> Iterator[None]:
-    """The policy's tensors are tiny; extra threads only add waiting on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_controller(kind: str, sizes: list[int]) -> Controller:
