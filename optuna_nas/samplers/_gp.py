@@ -1,0 +1,369 @@
+"""Gaussian-process Bayesian optimisation over conditional spaces: the Optuna glue.
+
+The numerical work lives in :mod:`optuna_nas.samplers._gp_model`; this module reads the
+study's trials into assignments, scores and constraint values, and writes the chosen
+assignment as the trial's plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from optuna.distributions import BaseDistribution
+from optuna.samplers._base import _process_constraints_after_trial
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_nas.samplers import _gp_model
+from optuna_nas.samplers._genome import genome_key
+from optuna_nas.samplers._planned import PlannedSampler, trial_score
+from optuna_nas.spaces._base import SearchSpace
+
+if TYPE_CHECKING:
+    from botorch.models import SingleTaskGP
+
+_logger = logging.getLogger(__name__)
+
+_SCORED = (TrialState.COMPLETE, TrialState.PRUNED)
+_PENDING = (TrialState.RUNNING, TrialState.WAITING)
+_MAX_PENDING = 16
+
+
+class ConditionalGPSampler(PlannedSampler):
+    """Bayesian optimisation with Gaussian processes over the union of all parameters.
+
+    Optuna's :class:`~optuna.samplers.GPSampler` and BoTorch sampler model only the
+    parameters present in every trial and draw the rest at random, which in an
+    architecture space leaves little or nothing to model. This sampler models every
+    parameter any trial has used: each assignment is embedded with categorical
+    parameters one-hot, numeric ones scaled to ``[0, 1]`` (log-scaled where ``log=True``),
+    and an activity indicator per parameter, an inactive parameter being all zeros (see
+    :class:`~optuna_nas.samplers._gp_model.ConditionalEncoding`).
+
+    At the start of each trial, after ``n_startup_trials`` random ones:
+
+    1. a BoTorch ``SingleTaskGP`` (RBF kernel with one lengthscale per column under
+       dimension-scaled priors, standardized outcomes) is fitted per objective, and per
+       constraint when there are any. Hyperparameters are re-optimized, starting from
+       the last ones, whenever the data has grown by 10% or a new parameter appeared; in
+       between, the GP keeps them and only conditions on the new trials;
+    2. the acquisition is ``qLogNoisyExpectedImprovement`` for one objective and
+       ``qLogNoisyExpectedHypervolumeImprovement`` for several, with the observed
+       points as baseline, constraint models weighting by the probability of
+       feasibility, and other workers' running trials as pending points;
+    3. the acquisition is maximized over a finite set of assignments: mutations of one
+       or two decisions of the best observed assignments (the Pareto front with several
+       objectives), refined by a few rounds of hill climbing, plus the structures of
+       observed trials with all values redrawn and, when ``space`` is given, fresh random
+       architectures. Assignments that any trial of the study (finished, running or
+       enqueued) already holds are never proposed;
+    4. the best assignment becomes the trial's plan; parameters the plan does not hold
+       are sampled at random (see :class:`~optuna_nas.samplers._planned.PlannedSampler`).
+
+    Completed trials count with their values, pruned ones as in
+    :func:`~optuna_nas.samplers._planned.trial_score`; failed trials are left out of the
+    model. Constraints are read from :attr:`optuna.trial.FrozenTrial.constraints`, so
+    both ``constraints_func`` and Optuna's ``Trial.set_constraint`` work.
+
+    The sampler keeps no state beyond the last fitted hyperparameters, a starting point
+    that a fresh worker replaces by fitting from scratch; the model is rebuilt from the
+    study's trials every time. Each plan is stored in the trial's system attributes.
+
+    Args:
+        seed: Seed of the sampler's random generator; it also seeds PyTorch (within the
+            sampler only) and the quasi-Monte Carlo samples, so the same seed gives the
+            same sequence.
+        n_startup_trials: Number of scored trials sampled at random before the model is
+            used (at least 2 are always needed).
+        constraints_func: Optional function from a finished trial to a sequence of
+            constraint values, feasible when all are ``<= 0``, as in Optuna's samplers. It
+            is called for completed and pruned trials and its values stored under the
+            ``constraints`` system attribute.
+        space: Optional search space the objective samples from. With it, candidates
+            hold exactly the parameters they activate and fresh random architectures join
+            the candidate set; without it, a mutation that switches a structural decision
+            keeps the parent's other parameters, and the objective draws whatever it newly
+            asks for at random.
+
+    References:
+        Jones, Schonlau and Welch, "Efficient Global Optimization of Expensive Black-Box
+        Functions", Journal of Global Optimization 13, 1998.
+
+        Ament, Daulton, Eriksson, Balandat and Bakshy, "Unexpected Improvements to
+        Expected Improvement for Bayesian Optimization", NeurIPS 2023.
+
+        Daulton, Balandat and Bakshy, "Parallel Bayesian Optimization of Multiple Noisy
+        Objectives with Expected Hypervolume Improvement", NeurIPS 2021.
+
+        Swersky, Duvenaud, Snoek, Hutter and Osborne, "Raiders of the Lost Architecture:
+        Kernels for Bayesian Optimization in Conditional Parameter Spaces",
+        arXiv:1409.4011, 2014.
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_nas import spaces
+            from optuna_nas.samplers import ConditionalGPSampler
+
+            space = spaces.create("chain", max_layers=3)
+
+            def objective(trial):
+                layers = space.suggest(trial).genotype
+                return sum(layer.op == "conv" for layer in layers) - 0.1 * len(layers)
+
+            sampler = ConditionalGPSampler(seed=0, space=space)
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            study.optimize(objective, n_trials=30)
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        n_startup_trials: int = 10,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        space: SearchSpace | None = None,
+    ) -> None:
+        if not isinstance(n_startup_trials, int) or n_startup_trials < 0:
+            raise ValueError(
+                f"n_startup_trials must be a non-negative integer, got {n_startup_trials!r}"
+            )
+        if space is not None and not isinstance(space, SearchSpace):
+            raise ValueError(
+                f"space must be an optuna_nas.spaces.SearchSpace, got {type(space).__name__}; "
+                "create one with optuna_nas.spaces.create(name)"
+            )
+        super().__init__(seed=seed)
+        self._n_startup_trials = n_startup_trials
+        self._constraints_func = constraints_func
+        self._space = space
+        self._lock = threading.Lock()
+        # Per study and outcome, the hyperparameters last optimized and on how many
+        # observations.
+        # Only a starting point: any worker can fit from scratch.
+        self._warm_start: dict[str, tuple[int, _gp_model.Hyperparameters]] = {}
+        # Sizes of the candidate search and the model; see _gp_model.search_candidates.
+        self._n_incumbents = 5
+        self._n_random = 64
+        self._n_neighbors = 16
+        self._n_rounds = 3
+        self._n_mc_samples = 64
+        self._max_iter = 100
+        self._max_iter_warm = 25
+        # Re-optimize hyperparameters once the data grew by this factor (or the encoding
+        # changed); in between, the GP reuses them and only conditions on the new data.
+        # Hyperparameters move little with one more point, and each optimization costs
+        # O(n^3) per step, the largest part of a plan at a few hundred trials.
+        self._refit_growth = 1.1
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        # One plan at a time, so threads of one process see each other's plans.
+        with self._lock:
+            super().before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        if self._constraints_func is not None:
+            _process_constraints_after_trial(self._constraints_func, study, trial, state)
+        super().after_trial(study, trial, state, values)
+
+    def make_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        if trial.system_attrs.get("fixed_params"):
+            return None
+        trials = study._get_trials(deepcopy=False, use_cache=False)
+        n_objectives = len(study.directions)
+        observed: list[FrozenTrial] = []
+        scores: list[list[float]] = []
+        for t in trials:
+            if t.state not in _SCORED:
+                continue
+            row = [trial_score(study, t, i) for i in range(n_objectives)]
+            if all(s is not None for s in row):
+                observed.append(t)
+                scores.append([float(s) for s in row if s is not None])
+        if len(observed) < max(2, self._n_startup_trials):
+            return None
+
+        seed = int(self._rng.randint(2**31 - 1))
+        with _model_context(seed):
+            return self._plan(study, trial, trials, observed, scores, seed)
+
+    def _plan(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        trials: Sequence[FrozenTrial],
+        observed: Sequence[FrozenTrial],
+        scores: Sequence[Sequence[float]],
+        seed: int,
+    ) -> dict[str, Any] | None:
+        from botorch.exceptions.errors import ModelFittingError
+        from linear_operator.utils.errors import NotPSDError
+
+        distributions: dict[str, BaseDistribution] = {}
+        for t in sorted(trials, key=lambda t: t.number):
+            distributions.update(t.distributions)
+        encoding = _gp_model.ConditionalEncoding(distributions)
+
+        X = encoding.encode([t.params for t in observed])
+        Y = torch.tensor(scores, dtype=_gp_model.DTYPE)
+        constraint_names = sorted({name for t in observed for name in t.constraints})
+        violation = np.array(
+            [
+                sum(max(0.0, t.constraints.get(c, np.inf)) for c in constraint_names)
+                for t in observed
+            ]
+        )
+        feasible = violation == 0
+
+        pending = [
+            _planned_genome(t, self.plan_attr)
+            for t in trials
+            if t.state == TrialState.RUNNING and t._trial_id != trial._trial_id
+        ][-_MAX_PENDING:]
+        pending = [g for g in pending if g]
+
+        try:
+            models = self._fit_models(study, encoding, X, Y, observed, constraint_names)
+            if models is None:
+                return None
+            acquisition = _gp_model.make_acquisition(
+                models,
+                n_objectives=Y.shape[1],
+                X_baseline=X,
+                Y_baseline=Y,
+                feasible=torch.from_numpy(feasible) if constraint_names else None,
+                X_pending=encoding.encode(pending) if pending else None,
+                n_mc_samples=self._n_mc_samples,
+                seed=seed,
+            )
+        except (ModelFittingError, NotPSDError) as err:
+            _logger.warning(f"Trial {trial.number} is sampled at random: the GP failed ({err}).")
+            return None
+
+        def score(genomes: list[dict[str, Any]]) -> np.ndarray:
+            values = _gp_model.evaluate_acquisition(acquisition, encoding.encode(genomes))
+            return values.numpy()
+
+        space = self._space
+        return _gp_model.search_candidates(
+            score,
+            incumbents=[observed[i].params for i in self._incumbents(Y, violation)],
+            templates=[t.params for t in observed],
+            distributions=encoding.distributions,
+            excluded=[genome_key(g) for t in trials if (g := _planned_genome(t, self.plan_attr))],
+            rng=self._rng,
+            sample_fresh=None if space is None else space.sample_params,
+            complete=None if space is None else space.sample_params,
+            n_random=self._n_random,
+            n_neighbors=self._n_neighbors,
+            n_rounds=self._n_rounds,
+        )
+
+    def _fit_models(
+        self,
+        study: Study,
+        encoding: _gp_model.ConditionalEncoding,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        observed: Sequence[FrozenTrial],
+        constraint_names: Sequence[str],
+    ) -> list[SingleTaskGP] | None:
+        """One GP per objective, then one per constraint on the trials that report it;
+        ``None`` when a constraint has fewer than two values."""
+        outcomes = [
+            (f"{study.study_name}:objective{i}", X, Y[:, i : i + 1]) for i in range(Y.shape[1])
+        ]
+        for name in constraint_names:
+            rows = [i for i, t in enumerate(observed) if name in t.constraints]
+            if len(rows) < 2:
+                return None
+            values = torch.tensor([[float(observed[i].constraints[name])] for i in rows])
+            outcomes.append((f"{study.study_name}:constraint:{name}", X[rows], values.to(X)))
+        models = []
+        for key, x, y in outcomes:
+            n_fitted, warm = self._warm_start.get(key, (0, None))
+            if warm is None:
+                max_iter = self._max_iter
+            elif warm.columns == encoding.columns and (
+                n_fitted <= len(y) < n_fitted * self._refit_growth
+            ):
+                max_iter = 0
+            else:
+                max_iter = self._max_iter_warm
+            model, fitted = _gp_model.fit_gp(
+                x, y, encoding.columns, warm_start=warm, max_iter=max_iter
+            )
+            if max_iter > 0:
+                self._warm_start[key] = (len(y), fitted)
+            models.append(model)
+        return models
+
+    def _incumbents(self, Y: torch.Tensor, violation: np.ndarray) -> list[int]:
+        """Indices of the observed points to search around, best first.
+
+        Only the feasible points are searched around (the least violating ones when none
+        is): the best scores with one objective, a random part of the Pareto front with
+        several.
+        """
+        least = violation.min()
+        candidates = np.flatnonzero(violation == least)
+        if Y.shape[1] == 1:
+            order = np.argsort(-Y[candidates, 0].numpy(), kind="stable")
+            return [int(i) for i in candidates[order[: self._n_incumbents]]]
+        front = candidates[_gp_model.pareto_front(Y[candidates]).numpy()]
+        size = min(self._n_incumbents, len(front))
+        return [int(i) for i in self._rng.choice(front, size=size, replace=False)]
+
+
+def _planned_genome(trial: FrozenTrial, plan_attr: str) -> dict[str, Any]:
+    """What a trial evaluates: its parameters, or for an unfinished one also its plan or
+    enqueued values, which it will be asked for."""
+    if trial.state.is_finished():
+        return dict(trial.params)
+    genome: dict[str, Any] = {}
+    for source in (trial.system_attrs.get(plan_attr), trial.system_attrs.get("fixed_params")):
+        if isinstance(source, Mapping):
+            genome.update(source)
+    genome.update(trial.params)
+    return genome
+
+
+@contextlib.contextmanager
+def _model_context(seed: int) -> Iterator[None]:
+    """Seeds PyTorch without touching the caller's random state, on one CPU thread.
+
+    One thread avoids the oversubscription between PyTorch's and SciPy's thread pools
+    that Optuna's ``GPSampler`` also guards against; the matrices here are small. The
+    default device is pinned to the CPU in case the user set another one. Cholesky
+    jitter is the expected remedy for near-identical architectures, so its warning is
+    silenced.
+    """
+    from linear_operator.utils.warnings import NumericalWarning
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with (
+            torch.random.fork_rng(devices=[]),
+            torch.device("cpu"),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore", NumericalWarning)
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(threads)

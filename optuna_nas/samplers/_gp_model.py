@@ -1,0 +1,519 @@
+"""Pure numerical core of :class:`~optuna_nas.samplers.ConditionalGPSampler`.
+
+Nothing here touches a study. The sampler turns trials into assignments ("genomes", see
+:mod:`optuna_nas.samplers._genome`) and scores; this module turns those into tensors, fits
+Gaussian processes, builds log-EI-family acquisition functions and searches a finite set
+of candidate assignments for the best one:
+
+* :class:`ConditionalEncoding` embeds assignments over the *union* of the parameters seen
+  into the unit cube, with an activity indicator per parameter;
+* :func:`fit_gp` fits a BoTorch ``SingleTaskGP`` per outcome, warm-started from the last fit;
+* :func:`make_acquisition` builds ``qLogNoisyExpectedImprovement`` (one objective) or
+  ``qLogNoisyExpectedHypervolumeImprovement`` (several), with outcome constraints;
+* :func:`search_candidates` climbs the acquisition over mutations of the incumbents and
+  random assignments, never returning an excluded (already evaluated) one.
+
+All tensors are double precision on the CPU. ``n`` is a number of observed assignments,
+``d`` the encoding dimension, ``m`` a number of outcomes and ``b`` a number of candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from optuna_nas.samplers._genome import Genome, genome_key, mutate, sample_value
+
+if TYPE_CHECKING:
+    from botorch.acquisition import AcquisitionFunction
+    from botorch.models import SingleTaskGP
+
+DTYPE = torch.float64
+GenomeKey = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Where one parameter lives in the encoding: value columns, then its indicator."""
+
+    name: str
+    distribution: BaseDistribution
+    start: int
+    n_values: int
+    choice_index: Mapping[Any, int] | None
+
+
+class ConditionalEncoding:
+    """Embeds assignments of a conditional space into ``[0, 1]^d``.
+
+    Every parameter seen in any trial gets a block of columns, so trials with different
+    active parameters share one input space (Optuna's ``GPSampler`` and
+    ``BoTorchSampler`` instead model only the parameters present in every trial):
+
+    * a categorical parameter with ``k >= 2`` choices takes ``k`` one-hot columns;
+    * a numeric parameter takes one column, its value mapped linearly onto ``[0, 1]``
+      between the distribution's bounds, after a logarithm for ``log=True``; values
+      outside the bounds (a range that changed between trials) are clipped;
+    * every parameter then takes an activity indicator column, ``1`` when the parameter
+      is active in the assignment and ``0`` when it is not.
+
+    An inactive parameter is encoded as zeros in its value columns plus a zero
+    indicator. All assignments in which a parameter is inactive thus share one point of
+    that parameter's block, at a learned distance (through the indicator's lengthscale)
+    from every active value: the collapse of inactive dimensions onto a single point
+    that Swersky et al. build into their arc kernel, and the constant imputation of
+    inactive values that Lévesque et al. study, expressed here as features, so that a
+    standard stationary kernel with one lengthscale per column applies unchanged.
+    A parameter with a single possible value keeps only its indicator.
+
+    Inputs already lie in the unit cube, so the models need no input transform.
+
+    Args:
+        distributions: The distribution of every parameter seen, by name. Where trials
+            disagree, pass the latest one; values are encoded against it.
+
+    References:
+        Swersky, Duvenaud, Snoek, Hutter and Osborne, "Raiders of the Lost Architecture:
+        Kernels for Bayesian Optimization in Conditional Parameter Spaces", NIPS 2013
+        workshop on Bayesian Optimization in Theory and Practice (arXiv:1409.4011, 2014).
+
+        Lévesque, Durand, Gagné and Sabourin, "Bayesian Optimization for Conditional
+        Hyperparameter Spaces", IJCNN 2017.
+    """
+
+    def __init__(self, distributions: Mapping[str, BaseDistribution]) -> None:
+        blocks: list[_Block] = []
+        columns: list[str] = []
+        for name in sorted(distributions):
+            dist = distributions[name]
+            choice_index: dict[Any, int] | None = None
+            if isinstance(dist, CategoricalDistribution):
+                n_values = len(dist.choices) if len(dist.choices) > 1 else 0
+                choice_index = {}
+                for i, choice in enumerate(dist.choices):
+                    # ``1 == True`` in Python; key on the type too so they stay apart.
+                    choice_index.setdefault((type(choice), choice), i)
+                columns.extend(f"{name}={c!r}" for c in dist.choices[:n_values])
+            else:
+                n_values = 0 if dist.single() else 1
+                columns.extend([name] * n_values)
+            blocks.append(_Block(name, dist, len(columns) - n_values, n_values, choice_index))
+            columns.append(f"{name}:active")
+        self._blocks = tuple(blocks)
+        self.columns: tuple[str, ...] = tuple(columns)
+        self.distributions: dict[str, BaseDistribution] = {b.name: b.distribution for b in blocks}
+
+    @property
+    def dim(self) -> int:
+        """The number of columns ``d``."""
+        return len(self.columns)
+
+    def encode(self, genomes: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+        """Embeds assignments.
+
+        Args:
+            genomes: ``n`` assignments of external parameter values. Names the encoding
+                does not know are ignored.
+
+        Returns:
+            An ``n x d`` double tensor with entries in ``[0, 1]``.
+        """
+        out = np.zeros((len(genomes), self.dim))
+        for row, genome in enumerate(genomes):
+            for block in self._blocks:
+                if block.name not in genome:
+                    continue
+                value = genome[block.name]
+                out[row, block.start + block.n_values] = 1.0
+                if block.n_values == 0:
+                    continue
+                if block.choice_index is not None:
+                    index = block.choice_index.get((type(value), value))
+                    if index is not None:
+                        out[row, block.start + index] = 1.0
+                else:
+                    out[row, block.start] = _unit_value(value, block.distribution)
+        return torch.from_numpy(out).to(DTYPE)
+
+
+def _unit_value(value: Any, dist: BaseDistribution) -> float:
+    assert isinstance(dist, (FloatDistribution, IntDistribution))
+    low, high, x = float(dist.low), float(dist.high), float(value)
+    if dist.log:
+        low, high, x = math.log(low), math.log(high), math.log(max(x, dist.low))
+    return min(1.0, max(0.0, (x - low) / (high - low)))
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Fitted raw hyperparameters of one GP, with the encoding columns they refer to.
+
+    Passed back to :func:`fit_gp` as a starting point, so the next fit needs few
+    iterations. Lengthscales are matched by column name, so the warm start survives a
+    change of the encoding when a new parameter appears.
+
+    Attributes:
+        columns: The ``d`` column names of the encoding the GP was fitted on.
+        values: Raw parameter tensors by their name in the model.
+    """
+
+    columns: tuple[str, ...]
+    values: dict[str, torch.Tensor]
+
+
+def fit_gp(
+    train_X: torch.Tensor,
+    train_Y: torch.Tensor,
+    columns: Sequence[str],
+    warm_start: Hyperparameters | None = None,
+    max_iter: int = 100,
+) -> tuple[SingleTaskGP, Hyperparameters]:
+    """Fits an exact GP to one outcome by maximizing the marginal likelihood.
+
+    The model is BoTorch's ``SingleTaskGP`` with an RBF kernel with one lengthscale per
+    column (automatic relevance determination) under the dimension-scaled log-normal
+    priors of Hvarfner et al., which keep a GP well-behaved with the hundred-odd columns
+    a one-hot encoded architecture space produces; a constant mean; Gaussian noise with
+    a log-normal prior, since architecture scores are noisy; and standardized outcomes.
+    L-BFGS-B runs for at most ``max_iter`` iterations, starting from ``warm_start``;
+    with ``max_iter=0`` the model keeps ``warm_start`` and only conditions on the data.
+
+    Args:
+        train_X: ``n x d`` inputs in the unit cube.
+        train_Y: ``n x 1`` observations, higher is better.
+        columns: The ``d`` column names, to match ``warm_start`` against.
+        warm_start: Hyperparameters of an earlier fit to start from, or ``None`` to start
+            from the priors' modes.
+        max_iter: Most L-BFGS-B iterations; ``0`` skips the optimization.
+
+    Returns:
+        The fitted model in eval mode and its hyperparameters.
+
+    Raises:
+        botorch.exceptions.ModelFittingError: If every fitting attempt failed.
+
+    References:
+        Hvarfner, Hellsten and Nardi, "Vanilla Bayesian Optimization Performs Great in
+        High Dimensions", ICML 2024.
+    """
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    d = train_X.shape[-1]
+    model = SingleTaskGP(
+        train_X,
+        train_Y,
+        covar_module=get_covar_module_with_dim_scaled_prior(ard_num_dims=d),
+        outcome_transform=Standardize(m=1),
+    )
+    if warm_start is not None:
+        _load_warm_start(model, warm_start, tuple(columns))
+    if max_iter > 0:
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": max_iter}}, max_attempts=2)
+    model.eval()
+    values = {name: p.detach().clone() for name, p in model.named_parameters()}
+    return model, Hyperparameters(tuple(columns), values)
+
+
+def _load_warm_start(model: SingleTaskGP, warm: Hyperparameters, columns: tuple[str, ...]) -> None:
+    old_index = {c: i for i, c in enumerate(warm.columns)}
+    pairs = [(j, old_index[c]) for j, c in enumerate(columns) if c in old_index]
+    new_cols = torch.tensor([j for j, _ in pairs], dtype=torch.long)
+    old_cols = torch.tensor([i for _, i in pairs], dtype=torch.long)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            old = warm.values.get(name)
+            if old is None:
+                continue
+            if name.endswith("lengthscale") and param.shape[-1] == len(columns):
+                if old.shape[-1] == len(warm.columns) and pairs:
+                    param[..., new_cols] = old[..., old_cols].to(param)
+            elif old.shape == param.shape:
+                param.copy_(old)
+
+
+def _outcome(index: int) -> Callable[..., torch.Tensor]:
+    def select(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+        return samples[..., index]
+
+    return select
+
+
+def make_acquisition(
+    models: Sequence[SingleTaskGP],
+    n_objectives: int,
+    X_baseline: torch.Tensor,
+    Y_baseline: torch.Tensor,
+    feasible: torch.Tensor | None = None,
+    X_pending: torch.Tensor | None = None,
+    n_mc_samples: int = 64,
+    seed: int = 0,
+) -> AcquisitionFunction:
+    """Builds the acquisition function, from the log-EI family.
+
+    One objective gets ``qLogNoisyExpectedImprovement``, several get
+    ``qLogNoisyExpectedHypervolumeImprovement``. Both integrate over the noisy values of
+    the observed points ``X_baseline`` instead of trusting the best observed score, which
+    suits noisy architecture scores, and both work on a smoothed, logarithmic scale that
+    keeps the acquisition informative where plain EI vanishes numerically. Models past
+    the objectives are constraints (feasible where their value is at most ``0``) and
+    weight the improvement by the probability of feasibility. Pending points, proposed
+    to other workers but not yet evaluated, are integrated over as well.
+
+    The reference point of the hypervolume is BoTorch's ``infer_reference_point`` on the
+    observed Pareto front of feasible points: the nadir minus a tenth of the range.
+
+    Args:
+        models: One fitted GP per outcome: ``n_objectives`` objectives (higher is better)
+            followed by the constraints.
+        n_objectives: The number of objectives.
+        X_baseline: ``n x d`` observed inputs.
+        Y_baseline: ``n x n_objectives`` observed objective values, for the reference
+            point.
+        feasible: ``n`` booleans, whether each observed point met every constraint;
+            ``None`` when all did.
+        X_pending: ``p x d`` inputs being evaluated, or ``None``.
+        n_mc_samples: Quasi-Monte Carlo samples of the posterior.
+        seed: Seed of the quasi-Monte Carlo sampler.
+
+    Returns:
+        An acquisition function taking ``b x 1 x d`` inputs to ``b`` log values.
+
+    References:
+        Jones, Schonlau and Welch, "Efficient Global Optimization of Expensive Black-Box
+        Functions", Journal of Global Optimization 13, 1998 (expected improvement).
+
+        Ament, Daulton, Eriksson, Balandat and Bakshy, "Unexpected Improvements to
+        Expected Improvement for Bayesian Optimization", NeurIPS 2023 (LogEI).
+
+        Daulton, Balandat and Bakshy, "Parallel Bayesian Optimization of Multiple Noisy
+        Objectives with Expected Hypervolume Improvement", NeurIPS 2021 (NEHVI).
+    """
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.acquisition.multi_objective.logei import (
+        qLogNoisyExpectedHypervolumeImprovement,
+    )
+    from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
+    from botorch.acquisition.objective import GenericMCObjective
+    from botorch.models import ModelListGP
+    from botorch.sampling import SobolQMCNormalSampler
+    from botorch.utils.multi_objective.hypervolume import infer_reference_point
+
+    model = models[0] if len(models) == 1 else ModelListGP(*models)
+    constraints = [_outcome(i) for i in range(n_objectives, len(models))] or None
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([n_mc_samples]), seed=seed)
+    if n_objectives == 1:
+        return qLogNoisyExpectedImprovement(
+            model,
+            X_baseline=X_baseline,
+            sampler=sampler,
+            objective=GenericMCObjective(_outcome(0)) if constraints else None,
+            constraints=constraints,
+            X_pending=X_pending,
+            prune_baseline=True,
+        )
+    _skip_fused_kernel_build()
+    Y = Y_baseline if feasible is None or not bool(feasible.any()) else Y_baseline[feasible]
+    ref_point = infer_reference_point(Y[pareto_front(Y)])
+    return qLogNoisyExpectedHypervolumeImprovement(
+        model,
+        ref_point=ref_point,
+        X_baseline=X_baseline,
+        sampler=sampler,
+        objective=(
+            IdentityMCMultiOutputObjective(outcomes=list(range(n_objectives)))
+            if constraints
+            else None
+        ),
+        constraints=constraints,
+        X_pending=X_pending,
+        prune_baseline=True,
+    )
+
+
+def _skip_fused_kernel_build() -> None:
+    """Keeps BoTorch from compiling its fused qLogNEHVI C++ kernel on first use.
+
+    The build takes minutes (five on a busy two-core machine) inside one trial and needs
+    a compiler; the pure PyTorch path it falls back to is fast enough for our candidate
+    counts.
+    """
+    from botorch.acquisition.multi_objective import logei
+
+    if getattr(logei, "_load_attempted", True) is False:
+        logei._load_attempted = True
+
+
+def evaluate_acquisition(
+    acquisition: AcquisitionFunction, X: torch.Tensor, batch_size: int = 128
+) -> torch.Tensor:
+    """Acquisition values of candidates, each proposed on its own (``q = 1``).
+
+    Args:
+        acquisition: From :func:`make_acquisition`.
+        X: ``b x d`` candidate inputs.
+        batch_size: Candidates per call; bounds memory, since GPyTorch expands the
+            training inputs for every candidate.
+
+    Returns:
+        ``b`` values; higher is better.
+    """
+    with torch.no_grad():
+        chunks = [acquisition(x.unsqueeze(-2)) for x in X.split(batch_size)]
+    return torch.cat(chunks) if chunks else torch.empty(0, dtype=X.dtype)
+
+
+def pareto_front(Y: torch.Tensor) -> torch.Tensor:
+    """Whether each of ``n`` points is non-dominated, all of the ``n x m`` values maximized."""
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    return is_non_dominated(Y, deduplicate=False)
+
+
+class _Dedup:
+    """Tells whether evaluating an assignment would repeat an earlier trial.
+
+    A define-by-run objective asks its parameters in an order fixed by the values asked
+    so far. If every parameter of an evaluated trial has the same value in a candidate,
+    running the candidate retraces that trial exactly, whatever else the candidate holds
+    (such as decisions a mutation made inactive). So a candidate repeats a trial when
+    the trial's assignment is a subset of it. Candidates known to hold exactly their
+    active parameters (``exact=True``) only need the cheaper test for equality.
+    """
+
+    def __init__(self, excluded: Sequence[GenomeKey], exact: bool) -> None:
+        self._exact = exact
+        self._keys = set(excluded)
+        # Keys grouped by their (sorted) parameter names.
+        self._by_names: dict[tuple[str, ...], set[GenomeKey]] = {}
+        for key in excluded:
+            self._by_names.setdefault(tuple(name for name, _ in key), set()).add(key)
+        # Candidates share few parameter sets; remember which groups each one contains.
+        self._subsets: dict[frozenset[str], list[tuple[str, ...]]] = {}
+
+    def __contains__(self, genome: Mapping[str, Any]) -> bool:
+        if self._exact:
+            return genome_key(genome) in self._keys
+        names = frozenset(genome)
+        groups = self._subsets.get(names)
+        if groups is None:
+            groups = [group for group in self._by_names if names.issuperset(group)]
+            self._subsets[names] = groups
+        return any(
+            tuple((n, genome[n]) for n in group) in self._by_names[group] for group in groups
+        )
+
+
+def search_candidates(
+    score: Callable[[list[Genome]], np.ndarray],
+    incumbents: Sequence[Mapping[str, Any]],
+    templates: Sequence[Mapping[str, Any]],
+    distributions: Mapping[str, BaseDistribution],
+    excluded: Sequence[GenomeKey],
+    rng: np.random.RandomState,
+    *,
+    sample_fresh: Callable[[np.random.RandomState], Genome] | None = None,
+    complete: Callable[[np.random.RandomState, Genome], Genome] | None = None,
+    n_random: int = 128,
+    n_neighbors: int = 16,
+    n_parents: int = 4,
+    n_rounds: int = 3,
+) -> Genome | None:
+    """The best-scoring new assignment found by local search plus random sampling.
+
+    1. Random candidates: ``n_random`` assignments keep the active parameters of a random
+       template (an observed assignment) and draw every value afresh; ``n_random`` more
+       come from ``sample_fresh`` when it is given.
+    2. Neighbours: ``n_neighbors`` mutations of each incumbent, changing one or two
+       decisions.
+    3. Hill climbing: up to ``n_rounds`` times, the ``n_parents`` best candidates so far
+       spawn ``n_neighbors`` mutations each; the search stops early when a round finds
+       nothing better.
+
+    Every candidate passes through ``complete`` (when given) and is dropped when it would
+    repeat an assignment of ``excluded`` (see :class:`_Dedup`) or was scored already.
+
+    Args:
+        score: Maps a list of assignments to their acquisition values (higher is better).
+        incumbents: Observed assignments to search around, best first.
+        templates: Observed assignments whose active parameters random candidates reuse.
+        distributions: The distribution of every parameter, by name.
+        excluded: Keys (:func:`~optuna_nas.samplers._genome.genome_key`) of the
+            assignments of all trials, finished or running.
+        rng: Random generator.
+        sample_fresh: Draws a random assignment of the whole space, or ``None``.
+        complete: Maps ``(rng, candidate)`` to exactly the parameters the candidate makes
+            active, drawing newly activated ones at random; ``None`` keeps candidates as
+            they are.
+        n_random: Random candidates from templates, and again from ``sample_fresh``.
+        n_neighbors: Mutations per incumbent or parent.
+        n_parents: Parents per hill-climbing round.
+        n_rounds: Most hill-climbing rounds.
+
+    Returns:
+        The best new assignment, or ``None`` when every candidate was excluded.
+    """
+    dedup = _Dedup(excluded, exact=complete is not None)
+    seen: set[GenomeKey] = set()
+    pool: list[Genome] = []
+    values: list[float] = []
+
+    def add(candidates: list[Genome]) -> None:
+        fresh = []
+        for genome in candidates:
+            if complete is not None:
+                genome = complete(rng, genome)
+            key = genome_key(genome)
+            if key in seen or genome in dedup:
+                continue
+            seen.add(key)
+            fresh.append(genome)
+        if fresh:
+            pool.extend(fresh)
+            values.extend(-math.inf if math.isnan(v) else float(v) for v in score(fresh))
+
+    def neighbours(parent: Mapping[str, Any]) -> list[Genome]:
+        known = {k: v for k, v in parent.items() if k in distributions}
+        return [
+            mutate(known, distributions, rng, n_mutations=1 + int(rng.rand() < 0.5))
+            for _ in range(n_neighbors)
+        ]
+
+    initial: list[Genome] = []
+    for _ in range(n_random if templates else 0):
+        template = templates[rng.randint(len(templates))]
+        initial.append(
+            {k: sample_value(distributions[k], rng) for k in template if k in distributions}
+        )
+    if sample_fresh is not None:
+        initial.extend(sample_fresh(rng) for _ in range(n_random))
+    for incumbent in incumbents:
+        initial.extend(neighbours(incumbent))
+    add(initial)
+
+    for _ in range(n_rounds):
+        if not pool:
+            break
+        best = max(values)
+        parents = np.argsort(values)[::-1][:n_parents]
+        add([child for i in parents for child in neighbours(pool[int(i)])])
+        if max(values) <= best:
+            break
+    if not pool:
+        return None
+    return pool[int(np.argmax(values))]

@@ -1,0 +1,9 @@
+"""OptunaHub package for :class:`optuna_nas.samplers.REINFORCESampler`.
+
+The implementation lives in the ``optuna-nas`` library; this package re-exports it so the
+sampler can be loaded with ``optunahub.load_module``.
+"""
+
+from optuna_nas.samplers import REINFORCESampler
+
+__all__ = ["REINFORCESampler"]

@@ -1,0 +1,326 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveSamplerTestCase
+from optuna.trial import TrialState
+
+from optuna_nas import samplers, spaces
+from optuna_nas.samplers import ConditionalGPSampler
+from optuna_nas.samplers import _gp_model as gpm
+from optuna_nas.samplers._genome import genome_key
+
+CHAIN = spaces.create("chain", max_layers=3)
+OP_SCORE = {"conv": 1.0, "sepconv": 0.6, "pool": 0.2, "identity": 0.0}
+X = CategoricalDistribution(["a", "b", "c"])
+Y = IntDistribution(0, 2)
+
+
+class TestConformance(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
+    @pytest.fixture
+    def sampler(self):
+        # The default ten random trials: the suites' 20-trial studies (a range that
+        # changes halfway) and the NaN study fit the model; a smaller number would fit it
+        # in some hundred more trials, too slow for a GP on a small machine.
+        return lambda: ConditionalGPSampler(seed=0)
+
+
+def chain_score(trial: optuna.Trial) -> float:
+    """A synthetic score of the active layers: best with three 64-filter 5-wide convs."""
+    layers = CHAIN.suggest(trial).genotype
+    score = 0.0
+    for layer in layers:
+        score += OP_SCORE[layer.op]
+        if layer.op == "conv":
+            score += 0.3 * (layer.filters == 64) + 0.2 * (layer.kernel_size == 5)
+    return score
+
+
+def planned(study: optuna.Study, sampler: ConditionalGPSampler) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if sampler.plan_attr in t.system_attrs]
+
+
+# Pure parts.
+
+
+def test_encoding_one_hot_numeric_and_inactive() -> None:
+    encoding = gpm.ConditionalEncoding(
+        {
+            "op": CategoricalDistribution(["conv", "pool"]),
+            "lr": FloatDistribution(1e-4, 1e-2, log=True),
+            "width": IntDistribution(8, 16),
+            "only": CategoricalDistribution(["x"]),
+        }
+    )
+    # Sorted names; value columns then an indicator per parameter; "only" keeps only its
+    # indicator.
+    assert encoding.columns == (
+        "lr",
+        "lr:active",
+        "only:active",
+        "op='conv'",
+        "op='pool'",
+        "op:active",
+        "width",
+        "width:active",
+    )
+    X = encoding.encode([{"op": "pool", "lr": 1e-3, "width": 12}, {"op": "conv"}])
+    assert X.dtype == torch.float64 and X.shape == (2, encoding.dim)
+    torch.testing.assert_close(X[0], torch.tensor([0.5, 1, 0, 0, 1, 1, 0.5, 1.0]).double())
+    # Inactive parameters are zeros with a zero indicator.
+    torch.testing.assert_close(X[1], torch.tensor([0, 0, 0, 1, 0, 1, 0, 0.0]).double())
+
+
+def test_encoding_clips_changed_ranges_and_ignores_unknown_choices() -> None:
+    encoding = gpm.ConditionalEncoding(
+        {"x": FloatDistribution(20, 30), "c": CategoricalDistribution([1, 2])}
+    )
+    X = encoding.encode([{"x": 5.0, "c": True}, {"x": 31.0, "c": 2, "other": 1}])
+    # True == 1 in Python, but it is not the choice 1.
+    assert X[0].tolist() == [0.0, 0.0, 1.0, 0.0, 1.0]
+    assert X[1].tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_fit_gp_warm_start_follows_columns() -> None:
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(12, 3, generator=gen, dtype=torch.float64)
+    y = X[:, :1] * 2 - X[:, 1:2]
+    _, first = gpm.fit_gp(X, y, ["a", "b", "c"], max_iter=30)
+    lengthscale = next(v for k, v in first.values.items() if k.endswith("lengthscale"))
+    # A new column "z" in front: "a" to "c" keep their fitted lengthscales.
+    X2 = torch.cat([torch.rand(12, 1, generator=gen, dtype=torch.float64), X], dim=-1)
+    model, kept = gpm.fit_gp(X2, y, ["z", "a", "b", "c"], warm_start=first, max_iter=0)
+    torch.testing.assert_close(model.covar_module.lengthscale[..., 1:], lengthscale)
+    assert kept.columns == ("z", "a", "b", "c")
+
+
+def small_models(n_outcomes: int, n: int = 10) -> tuple[list, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    X = torch.rand(n, 2, generator=gen, dtype=torch.float64)
+    Y = torch.stack([X[:, 0] - X[:, 1], X[:, 1] - X[:, 0], X.sum(-1) - 1][:n_outcomes], -1)
+    models = [gpm.fit_gp(X, Y[:, i : i + 1], ["u", "v"])[0] for i in range(n_outcomes)]
+    return models, X, Y
+
+
+@pytest.mark.parametrize(
+    ("n_objectives", "n_constraints", "name"),
+    [
+        (1, 0, "qLogNoisyExpectedImprovement"),
+        (1, 1, "qLogNoisyExpectedImprovement"),
+        (2, 0, "qLogNoisyExpectedHypervolumeImprovement"),
+        (2, 1, "qLogNoisyExpectedHypervolumeImprovement"),
+    ],
+)
+def test_make_acquisition_scores_each_candidate(n_objectives, n_constraints, name) -> None:
+    models, X, Y = small_models(n_objectives + n_constraints)
+    acquisition = gpm.make_acquisition(
+        models,
+        n_objectives=n_objectives,
+        X_baseline=X,
+        Y_baseline=Y[:, :n_objectives],
+        feasible=(Y[:, -1] <= 0) if n_constraints else None,
+        X_pending=X[:2] + 0.01,
+    )
+    assert type(acquisition).__name__ == name
+    values = gpm.evaluate_acquisition(acquisition, torch.rand(7, 2, dtype=torch.float64), 3)
+    assert values.shape == (7,) and torch.isfinite(values).all()
+
+
+def test_constraint_model_steers_the_acquisition() -> None:
+    # The objective grows with u, the constraint u - 0.5 <= 0 caps it.
+    X = torch.linspace(0, 1, 11, dtype=torch.float64).unsqueeze(-1)
+    objective, _ = gpm.fit_gp(X, X, ["u"])
+    constraint, _ = gpm.fit_gp(X, X - 0.5, ["u"])
+    candidates = torch.tensor([[0.45], [0.95]], dtype=torch.float64)
+    free = gpm.make_acquisition([objective], 1, X, X)
+    bound = gpm.make_acquisition([objective, constraint], 1, X, X, feasible=X[:, 0] <= 0.5)
+    assert gpm.evaluate_acquisition(free, candidates).argmax() == 1
+    assert gpm.evaluate_acquisition(bound, candidates).argmax() == 0
+
+
+def test_search_candidates_climbs_and_skips_excluded() -> None:
+    distributions = {f"x{i}": CategoricalDistribution(list(range(5))) for i in range(4)}
+    best = {f"x{i}": 4 for i in range(4)}
+
+    def score(genomes):
+        return np.array([sum(g.values()) for g in genomes], dtype=float)
+
+    start = {f"x{i}": 0 for i in range(4)}
+    kwargs = dict(
+        score=score,
+        incumbents=[start],
+        templates=[start],
+        distributions=distributions,
+        rng=np.random.RandomState(0),
+        n_random=4,
+        n_rounds=10,
+    )
+    assert gpm.search_candidates(excluded=[genome_key(start)], **kwargs) == best
+    found = gpm.search_candidates(excluded=[genome_key(start), genome_key(best)], **kwargs)
+    assert found is not None and found != best and sum(found.values()) == 15
+
+
+def test_search_candidates_returns_none_when_everything_was_evaluated() -> None:
+    distributions = {"x": CategoricalDistribution(["a", "b"])}
+    excluded = [(("x", "a"),), (("x", "b"),)]
+    found = gpm.search_candidates(
+        lambda genomes: np.zeros(len(genomes)),
+        incumbents=[{"x": "a"}],
+        templates=[{"x": "a"}],
+        distributions=distributions,
+        excluded=excluded,
+        rng=np.random.RandomState(0),
+    )
+    assert found is None
+
+
+def test_a_candidate_holding_an_evaluated_assignment_counts_as_a_repeat() -> None:
+    # Running {"op": "id", "width": 8} asks only "op", exactly as the trial {"op": "id"} did.
+    dedup = gpm._Dedup([genome_key({"op": "id"})], exact=False)
+    assert {"op": "id", "width": 8} in dedup
+    assert {"op": "conv", "width": 8} not in dedup
+    assert {"op": "id", "width": 8} not in gpm._Dedup([genome_key({"op": "id"})], exact=True)
+
+
+# The sampler on studies.
+
+
+def test_registry_and_argument_checks() -> None:
+    assert isinstance(samplers.create("gp", seed=0), ConditionalGPSampler)
+    with pytest.raises(ValueError, match="n_startup_trials"):
+        ConditionalGPSampler(n_startup_trials=-1)
+    with pytest.raises(ValueError, match=r"spaces\.create"):
+        ConditionalGPSampler(space="chain")  # type: ignore[arg-type]
+
+
+def test_startup_trials_are_random() -> None:
+    sampler = ConditionalGPSampler(seed=0, n_startup_trials=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=6)
+    assert [sampler.plan_attr in t.system_attrs for t in study.trials] == [False] * 4 + [True] * 2
+
+
+def test_never_reproposes_an_evaluated_assignment() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_categorical("x", ["a", "b", "c"])
+        y = trial.suggest_int("y", 0, 2) if x != "c" else 0
+        return {"a": 0.0, "b": 1.0, "c": 0.5}[x] + 0.1 * y
+
+    sampler = ConditionalGPSampler(seed=0, n_startup_trials=2)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=7)  # the space holds 7 assignments
+    for i, trial in enumerate(study.trials):
+        if sampler.plan_attr in trial.system_attrs:
+            earlier = {genome_key(t.params) for t in study.trials[:i]}
+            assert genome_key(trial.params) not in earlier
+    assert len(planned(study, sampler)) >= 4
+
+
+def test_pruned_failed_and_running_trials() -> None:
+    sampler = ConditionalGPSampler(seed=0, n_startup_trials=2)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    dists = {"x": X, "y": Y}
+    for params, value in [({"x": "a", "y": 0}, 0.0), ({"x": "b", "y": 0}, 1.0)]:
+        study.add_trial(optuna.create_trial(params=params, distributions=dists, value=value))
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.PRUNED,
+            params={"x": "b", "y": 1},
+            distributions=dists,
+            intermediate_values={0: 0.5, 1: 2.0},
+        )
+    )
+    study.add_trial(
+        optuna.create_trial(state=TrialState.FAIL, params={"x": "b", "y": 2}, distributions=dists)
+    )
+    study.enqueue_trial({"x": "c", "y": 2})
+    running = study.ask()
+    running.suggest_categorical("x", X.choices)
+    running.suggest_int("y", 0, 2)
+
+    trial = study.ask()
+    plan = study._storage.get_trial(trial._trial_id).system_attrs[sampler.plan_attr]
+    taken = [t.params for t in study.trials if t.params]
+    assert genome_key(plan) not in {genome_key(p) for p in taken}
+    assert plan in [{"x": x, "y": y} for x in X.choices for y in (0, 1, 2)]
+
+
+def test_same_seed_same_sequence_and_reseed() -> None:
+    def run(seed: int) -> list[dict]:
+        study = optuna.create_study(
+            sampler=ConditionalGPSampler(seed=seed, n_startup_trials=3, space=CHAIN),
+            direction="maximize",
+        )
+        study.optimize(chain_score, n_trials=6)
+        return [t.params for t in study.trials]
+
+    assert run(3) == run(3)
+    sampler = ConditionalGPSampler(seed=3)
+    sampler.reseed_rng()
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+
+
+@pytest.mark.parametrize("use_space", [True, False])
+def test_beats_random_on_a_conditional_chain_space(use_space: bool) -> None:
+    gp_best, random_best = [], []
+    for seed in range(3):
+        sampler = ConditionalGPSampler(
+            seed=seed, n_startup_trials=8, space=CHAIN if use_space else None
+        )
+        study = optuna.create_study(sampler=sampler, direction="maximize")
+        study.optimize(chain_score, n_trials=25)
+        gp_best.append(study.best_value)
+        baseline = optuna.create_study(
+            sampler=optuna.samplers.RandomSampler(seed=seed), direction="maximize"
+        )
+        baseline.optimize(chain_score, n_trials=25)
+        random_best.append(baseline.best_value)
+    # The optimum is 4.5; random search reaches about 2.5 in 25 trials.
+    assert np.mean(gp_best) > np.mean(random_best) + 0.7, (gp_best, random_best)
+
+
+def test_constraints_func_is_respected_more_often_than_random() -> None:
+    def constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+        # No convolution in the first layer, though convolutions score best.
+        return [float(trial.params["layer0/op"] in ("conv", "sepconv")) - 0.5]
+
+    def feasible_share(sampler: optuna.samplers.BaseSampler) -> float:
+        study = optuna.create_study(sampler=sampler, direction="maximize")
+        study.optimize(chain_score, n_trials=20)
+        return float(np.mean([constraints(t)[0] <= 0 for t in study.trials[6:]]))
+
+    sampler = ConditionalGPSampler(
+        seed=0, n_startup_trials=6, constraints_func=constraints, space=CHAIN
+    )
+    ours = feasible_share(sampler)
+    random = feasible_share(optuna.samplers.RandomSampler(seed=0))
+    assert ours > random + 0.3, (ours, random)
+
+
+def test_multi_objective_returns_a_pareto_front() -> None:
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        score = chain_score(trial)
+        size = sum(1 for k in trial.params if k.endswith("/op"))
+        return score, float(size)
+
+    def constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+        return [trial.params["n_layers"] - 2.5]
+
+    sampler = ConditionalGPSampler(
+        seed=0, n_startup_trials=5, space=CHAIN, constraints_func=constraints
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(objective, n_trials=10)
+    assert len(planned(study, sampler)) == 5
+    for trial in study.trials:  # stored where Optuna's samplers store them
+        assert trial.system_attrs[_CONSTRAINTS_KEY] == (trial.params["n_layers"] - 2.5,)
+    front = study.best_trials
+    assert front and all(t.state == TrialState.COMPLETE for t in front)
+    assert all(math.isfinite(v) for t in front for v in t.values)
