@@ -200,7 +200,7 @@ def _search(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"unknown dataset {args.dataset!r}; choose one of: {', '.join(data.available())}"
             )
-        sampler = samplers.create(args.sampler, seed=args.seed)
+        sampler = samplers.create(args.sampler, seed=args.seed, space=space)
         pruner = pruners.create(args.pruner, max_step=args.epochs - 1)
         select_device(args.device)
         training = TrainingConfig(

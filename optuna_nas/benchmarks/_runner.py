@@ -20,6 +20,7 @@ import optuna
 
 from optuna_nas import samplers
 from optuna_nas.benchmarks._nb201 import NASBench201
+from optuna_nas.spaces import SearchSpace
 
 DEFAULT_BUDGET_SECONDS = 12_000.0
 """Protocol A's simulated time budget: the NB201 paper's 12,000 s."""
@@ -45,13 +46,15 @@ def available_samplers() -> list[str]:
 
 
 def create_sampler(
-    name: str, seed: int | None = None, **kwargs: Any
+    name: str, seed: int | None = None, *, space: SearchSpace | None = None, **kwargs: Any
 ) -> optuna.samplers.BaseSampler:
     """Creates a sampler for the comparison: an ``optuna-*`` baseline or one of ours.
 
     Args:
         name: One of :func:`available_samplers`.
         seed: Seed of the sampler.
+        space: The search space; ours receive it where they use it (see
+            :func:`optuna_nas.samplers.create`), Optuna's never do.
         **kwargs: Passed to the sampler's constructor.
 
     Raises:
@@ -63,7 +66,7 @@ def create_sampler(
             raise ValueError(
                 f"unknown sampler {name!r}; choose one of: {', '.join(available_samplers())}"
             )
-        return samplers.create(name, seed=seed, **kwargs)
+        return samplers.create(name, seed=seed, space=space, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
@@ -163,7 +166,7 @@ def run_nb201(
             f"budget_seconds={budget_seconds} and n_queries={n_queries} must both be positive"
         )
     bench = NASBench201(dataset, root=root, protocol=protocol)
-    sampler = create_sampler(sampler_name, seed=seed, **(sampler_kwargs or {}))
+    sampler = create_sampler(sampler_name, seed=seed, space=bench.space, **(sampler_kwargs or {}))
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

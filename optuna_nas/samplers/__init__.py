@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -14,6 +15,9 @@ from optuna_nas.samplers._evolution import RegularizedEvolutionSampler
 from optuna_nas.samplers._gp import ConditionalGPSampler
 from optuna_nas.samplers._random import DeduplicatingRandomSampler, nb201_canonical
 from optuna_nas.samplers._reinforce import REINFORCESampler
+
+if TYPE_CHECKING:
+    from optuna_nas.spaces import SearchSpace
 
 _FACTORIES: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     "evolution": RegularizedEvolutionSampler,
@@ -29,7 +33,13 @@ def available() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def create(name: str, seed: int | None = None, **kwargs: Any) -> optuna.samplers.BaseSampler:
+def create(
+    name: str,
+    seed: int | None = None,
+    *,
+    space: SearchSpace | None = None,
+    **kwargs: Any,
+) -> optuna.samplers.BaseSampler:
     """Creates a sampler by name.
 
     Args:
@@ -39,6 +49,8 @@ def create(name: str, seed: int | None = None, **kwargs: Any) -> optuna.samplers
             (:class:`REINFORCESampler`) or ``tpe`` (Optuna's
             :class:`~optuna.samplers.TPESampler`, for comparison).
         seed: Seed of the sampler's random generator; the same seed gives the same sequence.
+        space: The search space the objective uses. Samplers that can use it (``gp`` and
+            ``random`` draw fresh architectures from it) receive it; the others ignore it.
         **kwargs: Passed to the sampler's constructor.
 
     Raises:
@@ -50,6 +62,8 @@ def create(name: str, seed: int | None = None, **kwargs: Any) -> optuna.samplers
         raise ValueError(
             f"unknown sampler {name!r}; choose one of: {', '.join(available())}"
         ) from None
+    if space is not None and "space" in inspect.signature(factory).parameters:
+        kwargs["space"] = space
     try:
         return factory(seed=seed, **kwargs)
     except TypeError as err:
