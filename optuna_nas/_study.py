@@ -31,7 +31,8 @@ class TrainingConfig:
     """How each architecture is trained; stored with the study.
 
     Attributes:
-        epochs: Training epochs per trial (and the pruners' ``max_step``).
+        epochs: Training epochs per trial; trials report steps 0 to ``epochs - 1``, so the
+            pruners get ``max_step=epochs - 1``.
         batch_size: Examples per step.
         lr: Peak AdamW learning rate.
         weight_decay: AdamW weight decay.

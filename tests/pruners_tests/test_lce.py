@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from optuna_nas import data, pruners, spaces
+from optuna_nas.pruners import LearningCurvePruner
+from optuna_nas.training import fit, seed_everything
+
+MAX_STEP = 29
+ATTRS = ("lce:predicted_mean", "lce:predicted_std", "lce:p_improve")
+
+
+def _curve(final: float, n: int = MAX_STEP + 1, noise: float = 0.005, seed: int = 0) -> list:
+    """An accuracy curve rising from 0.1 towards ``final``."""
+    x = np.arange(1.0, n + 1)
+    rng = np.random.default_rng(seed)
+    clean = final - (final - 0.1) * x**-0.8
+    return list(np.clip(clean + rng.normal(0.0, noise, n), 0.0, 1.0))
+
+
+def _study(
+    pruner: optuna.pruners.BasePruner,
+    finals: Sequence[float] = (0.9, 0.92, 0.95, 0.85, 0.8),
+    direction: str = "maximize",
+) -> optuna.Study:
+    study = optuna.create_study(direction=direction, pruner=pruner)
+    for i, final in enumerate(finals):
+        curve = _curve(final, seed=100 + i)
+        if direction == "minimize":
+            curve = [1.0 - v for v in curve]
+        study.add_trial(
+            optuna.trial.create_trial(value=curve[-1], intermediate_values=dict(enumerate(curve)))
+        )
+    return study
+
+
+def _report(study: optuna.Study, values: Sequence[float]) -> tuple[optuna.trial.Trial, bool]:
+    """Reports ``values`` as a new trial and asks the study's pruner once, at the end."""
+    trial = study.ask()
+    for step, value in enumerate(values):
+        trial.report(float(value), step)
+    return trial, trial.should_prune()
+
+
+def _attrs(study: optuna.Study, trial: optuna.trial.Trial) -> dict:
+    return study._storage.get_trial(trial._trial_id).user_attrs
+
+
+def test_prunes_a_hopeless_curve_and_stores_the_prediction() -> None:
+    study = _study(LearningCurvePruner(max_step=MAX_STEP))
+    trial, pruned = _report(study, _curve(0.6)[:12])
+    assert pruned
+    attrs = _attrs(study, trial)
+    assert set(ATTRS) <= set(attrs)
+    assert attrs["lce:predicted_mean"] == pytest.approx(0.55, abs=0.05)
+    assert 0.0 < attrs["lce:predicted_std"] < 0.1
+    assert 0.0 <= attrs["lce:p_improve"] < 0.05
+
+
+def test_keeps_a_clearly_better_curve() -> None:
+    study = _study(LearningCurvePruner(max_step=MAX_STEP))
+    values = _curve(0.99)[:12]
+    best = max(t.value for t in study.trials)
+    assert values[-1] < best  # still behind: the decision rests on the extrapolation
+    trial, pruned = _report(study, values)
+    assert not pruned
+    attrs = _attrs(study, trial)
+    assert attrs["lce:p_improve"] > 0.5
+    assert attrs["lce:predicted_mean"] > best
+
+
+def test_never_prunes_before_min_steps() -> None:
+    study = _study(LearningCurvePruner(max_step=MAX_STEP, min_steps=8))
+    trial, pruned = _report(study, _curve(0.3)[:7])
+    assert not pruned
+    assert not set(ATTRS) & set(_attrs(study, trial))
+    _, pruned = _report(study, _curve(0.3)[:8])
+    assert pruned
+
+
+def test_never_prunes_before_n_startup_trials_completed() -> None:
+    pruner = LearningCurvePruner(max_step=MAX_STEP, n_startup_trials=3)
+    study = _study(pruner, finals=(0.9, 0.95))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    _, pruned = _report(study, _curve(0.3)[:12])
+    assert not pruned
+    study = _study(pruner, finals=(0.9, 0.95, 0.92))
+    _, pruned = _report(study, _curve(0.3)[:12])
+    assert pruned
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.full(12, 0.1), [*_curve(0.3)[:6], math.nan, *_curve(0.3)[7:12]]],
+    ids=["flat", "nan"],
+)
+def test_never_prunes_a_degenerate_curve(values: Sequence[float]) -> None:
+    study = _study(LearningCurvePruner(max_step=MAX_STEP))
+    trial, pruned = _report(study, values)
+    assert not pruned
+    assert not set(ATTRS) & set(_attrs(study, trial))
+
+
+def test_never_prunes_a_trial_that_already_reaches_the_best() -> None:
+    study = _study(LearningCurvePruner(max_step=MAX_STEP), finals=(0.5, 0.6, 0.55, 0.4, 0.6))
+    # Rises fast to 0.65 and then drops: extrapolated low, but already beyond the best.
+    values = [*_curve(0.66, noise=0.0)[:10], 0.63, 0.61]
+    assert values[-1] >= max(t.value for t in study.trials)
+    trial, pruned = _report(study, values)
+    assert not pruned
+    assert "lce:p_improve" not in _attrs(study, trial)
+
+
+def test_never_prunes_at_max_step() -> None:
+    pruner = LearningCurvePruner(max_step=MAX_STEP)
+    study = _study(pruner)
+    trial, pruned = _report(study, _curve(0.5))
+    assert not pruned
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert frozen.last_step == MAX_STEP
+    _, pruned = _report(study, _curve(0.5)[:MAX_STEP])
+    assert pruned
+
+
+def test_interval_steps_skips_decisions() -> None:
+    study = _study(LearningCurvePruner(max_step=MAX_STEP, min_steps=6, interval_steps=4))
+    assert _report(study, _curve(0.3)[:10])[1]
+    assert not _report(study, _curve(0.3)[:11])[1]
+
+
+def test_minimize_direction() -> None:
+    pruner = LearningCurvePruner(max_step=MAX_STEP)
+    study = _study(pruner, direction="minimize")
+    hopeless = [1.0 - v for v in _curve(0.6)[:12]]
+    trial, pruned = _report(study, hopeless)
+    assert pruned
+    assert _attrs(study, trial)["lce:predicted_mean"] == pytest.approx(0.45, abs=0.05)
+    promising = [1.0 - v for v in _curve(0.99)[:12]]
+    trial, pruned = _report(study, promising)
+    assert not pruned
+    assert _attrs(study, trial)["lce:p_improve"] > 0.5
+
+
+def test_unbounded_loss() -> None:
+    pruner = LearningCurvePruner(max_step=MAX_STEP, bounds=None)
+    study = optuna.create_study(direction="minimize", pruner=pruner)
+    x = np.arange(1.0, MAX_STEP + 2)
+    for floor in (0.2, 0.3, 0.25, 0.4, 0.35):
+        loss = floor + 3.0 * x**-0.7
+        study.add_trial(
+            optuna.trial.create_trial(value=loss[-1], intermediate_values=dict(enumerate(loss)))
+        )
+    _, pruned = _report(study, (1.5 + 3.0 * x**-0.7)[:12])
+    assert pruned
+    _, pruned = _report(study, (0.05 + 3.0 * x**-0.7)[:12])
+    assert not pruned
+
+
+def test_pruned_trials_keep_their_prediction_in_optimize() -> None:
+    rng = np.random.default_rng(0)
+    pruner = LearningCurvePruner(max_step=MAX_STEP, n_startup_trials=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def objective(trial: optuna.Trial) -> float:
+        final = 0.95 if trial.number < 3 else 0.5
+        for step, value in enumerate(_curve(final, seed=int(rng.integers(1000)))):
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=6)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert len(pruned) == 3
+    for trial in pruned:
+        assert trial.user_attrs["lce:p_improve"] < 0.05
+        assert trial.user_attrs["lce:predicted_mean"] < 0.95
+
+
+def test_multi_objective_study_is_rejected() -> None:
+    pruner = LearningCurvePruner(max_step=MAX_STEP)
+    study = optuna.create_study(directions=["maximize", "minimize"], pruner=pruner)
+    frozen = optuna.trial.create_trial(
+        state=TrialState.RUNNING, intermediate_values=dict(enumerate(_curve(0.5)[:10]))
+    )
+    with pytest.raises(NotImplementedError, match="single-objective"):
+        pruner.prune(study, frozen)
+
+
+def test_create_by_name() -> None:
+    pruner = pruners.create("lce", max_step=29)
+    assert isinstance(pruner, LearningCurvePruner)
+    assert pruner._max_step == 29
+    assert pruner._min_steps == 6
+    assert "lce" in pruners.available()
+    assert pruners.create("lce", max_step=29, threshold=0.1)._threshold == 0.1
+    with pytest.raises(ValueError, match="needs max_step"):
+        pruners.create("lce")
+    with pytest.raises(ValueError, match="invalid argument for pruner 'lce'"):
+        pruners.create("lce", max_step=29, patience=3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_step": 0}, "max_step"),
+        ({"max_step": 9.5}, "max_step"),
+        ({"threshold": 0.0}, "threshold"),
+        ({"threshold": 1.0}, "threshold"),
+        ({"min_steps": 3}, "min_steps"),
+        ({"min_steps": MAX_STEP + 1}, "min_steps"),
+        ({"n_startup_trials": 0}, "n_startup_trials"),
+        ({"bounds": (1.0, 0.0)}, "bounds"),
+        ({"bounds": (0.0, 0.5, 1.0)}, "bounds"),
+        ({"interval_steps": 0}, "interval_steps"),
+    ],
+)
+def test_invalid_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LearningCurvePruner(**{"max_step": MAX_STEP, **kwargs})
+    with pytest.raises(ValueError, match=message):
+        pruners.create("lce", **{"max_step": MAX_STEP, **kwargs})
+
+
+def test_with_fit_on_digits(single_thread: None) -> None:
+    dataset = data.load("digits", seed=0)
+    space = spaces.create("chain", max_layers=2, filters=[4, 8])
+    epochs = 8
+    pruner = LearningCurvePruner(max_step=epochs - 1, min_steps=4, n_startup_trials=2)
+    study = optuna.create_study(
+        direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        seed_everything(trial.number)
+        lr = trial.suggest_float("lr", 1e-4, 3e-2, log=True)
+        model = space.suggest(trial).build(dataset.input_shape, dataset.num_classes)
+        return fit(model, dataset, trial=trial, epochs=epochs, lr=lr, device="cpu").valid_accuracy
+
+    study.optimize(objective, n_trials=6)
+    states = [t.state for t in study.trials]
+    assert set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert states.count(TrialState.COMPLETE) >= 2
+    for trial in study.trials:
+        if trial.state == TrialState.PRUNED:
+            assert trial.user_attrs["lce:p_improve"] < 0.05
+            assert 0.0 <= trial.user_attrs["lce:predicted_mean"] <= 1.0
+    assert torch.get_num_threads() == 1
