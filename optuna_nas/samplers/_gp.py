@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,8 @@ from optuna_nas.spaces._base import SearchSpace
 
 if TYPE_CHECKING:
     from botorch.models import SingleTaskGP
+
+    from optuna_nas.samplers._gp_model import GenomeKey
 
 _logger = logging.getLogger(__name__)
 
@@ -52,8 +55,9 @@ class ConditionalGPSampler(PlannedSampler):
     1. a BoTorch ``SingleTaskGP`` (RBF kernel with one lengthscale per column under
        dimension-scaled priors, standardized outcomes) is fitted per objective, and per
        constraint when there are any. Hyperparameters are re-optimized, starting from
-       the last ones, whenever the data has grown by 10% or a new parameter appeared; in
-       between, the GP keeps them and only conditions on the new trials;
+       the last ones, whenever the data has grown by 10% (every trial when the space is
+       scored exhaustively, see 3.) or a new parameter appeared; in between, the GP keeps
+       them and only conditions on the new trials;
     2. the acquisition is ``qLogNoisyExpectedImprovement`` for one objective and
        ``qLogNoisyExpectedHypervolumeImprovement`` for several, with the observed
        points as baseline, constraint models weighting by the probability of
@@ -63,7 +67,11 @@ class ConditionalGPSampler(PlannedSampler):
        objectives), refined by a few rounds of hill climbing, plus the structures of
        observed trials with all values redrawn and, when ``space`` is given, fresh random
        architectures. Assignments that any trial of the study (finished, running or
-       enqueued) already holds are never proposed;
+       enqueued) already holds are never proposed. When ``space`` is given and has at
+       most ``max_exhaustive_candidates`` architectures, every architecture no trial
+       holds is scored instead (the space is enumerated once per sampler), with analytic
+       ``LogExpectedImprovement`` over the best observed score when there is one
+       objective, no constraint and no pending point, else with the acquisition above;
     4. the best assignment becomes the trial's plan; parameters the plan does not hold
        are sampled at random (see :class:`~optuna_nas.samplers._planned.PlannedSampler`).
 
@@ -91,6 +99,10 @@ class ConditionalGPSampler(PlannedSampler):
             the candidate set; without it, a mutation that switches a structural decision
             keeps the parent's other parameters, and the objective draws whatever it newly
             asks for at random.
+        max_exhaustive_candidates: With ``space``, score all of its architectures instead
+            of searching locally when it has at most this many (NAS-Bench-201 has
+            15,625); ``0`` always searches locally. Deciding costs one enumeration of up
+            to this many architectures, once per sampler.
 
     References:
         Jones, Schonlau and Welch, "Efficient Global Optimization of Expensive Black-Box
@@ -131,6 +143,7 @@ class ConditionalGPSampler(PlannedSampler):
         n_startup_trials: int = 10,
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         space: SearchSpace | None = None,
+        max_exhaustive_candidates: int = 20_000,
     ) -> None:
         if not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(
@@ -141,7 +154,23 @@ class ConditionalGPSampler(PlannedSampler):
                 f"space must be an optuna_nas.spaces.SearchSpace, got {type(space).__name__}; "
                 "create one with optuna_nas.spaces.create(name)"
             )
+        if (
+            not isinstance(max_exhaustive_candidates, int)
+            or isinstance(max_exhaustive_candidates, bool)
+            or max_exhaustive_candidates < 0
+        ):
+            raise ValueError(
+                "max_exhaustive_candidates must be a non-negative integer, "
+                f"got {max_exhaustive_candidates!r}"
+            )
         super().__init__(seed=seed)
+        self._max_exhaustive = max_exhaustive_candidates
+        # The space's architectures, enumerated once when there are at most
+        # max_exhaustive_candidates of them (None: not tried yet; empty: too many), with
+        # their keys and their encoding per encoding columns.
+        self._enumerated: list[dict[str, Any]] | None = None
+        self._enumerated_keys: list[GenomeKey] = []
+        self._enumerated_X: dict[tuple[str, ...], torch.Tensor] = {}
         self._n_startup_trials = n_startup_trials
         self._constraints_func = constraints_func
         self._space = space
@@ -163,6 +192,13 @@ class ConditionalGPSampler(PlannedSampler):
         # Hyperparameters move little with one more point, and each optimization costs
         # O(n^3) per step, the largest part of a plan at a few hundred trials.
         self._refit_growth = 1.1
+        # An enumerable space is small enough for its GP to be refitted every trial (on
+        # NAS-Bench-201, ~50 ms more per trial).
+        self._refit_growth_exhaustive = 1.0
+        # With one objective, no constraints and no pending points, score an enumerated
+        # space with analytic LogEI rather than Monte Carlo qLogNEI.
+        self._analytic_ei = True
+        self._exhaustive_batch_size = 4096
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # One plan at a time, so threads of one process see each other's plans.
@@ -240,23 +276,41 @@ class ConditionalGPSampler(PlannedSampler):
             models = self._fit_models(study, encoding, X, Y, observed, constraint_names)
             if models is None:
                 return None
-            acquisition = _gp_model.make_acquisition(
-                models,
-                n_objectives=Y.shape[1],
-                X_baseline=X,
-                Y_baseline=Y,
-                feasible=torch.from_numpy(feasible) if constraint_names else None,
-                X_pending=encoding.encode(pending) if pending else None,
-                n_mc_samples=self._n_mc_samples,
-                seed=seed,
-            )
+            candidates = self._enumerate()
+            score_X: Callable[[torch.Tensor], torch.Tensor]
+            if candidates and self._analytic_ei and len(models) == 1 and not pending:
+                model, best_f = models[0], float(Y.max())
+
+                def score_X(X: torch.Tensor) -> torch.Tensor:
+                    return _gp_model.log_expected_improvement(
+                        model, X, best_f, batch_size=self._exhaustive_batch_size
+                    )
+
+            else:
+                acquisition = _gp_model.make_acquisition(
+                    models,
+                    n_objectives=Y.shape[1],
+                    X_baseline=X,
+                    Y_baseline=Y,
+                    feasible=torch.from_numpy(feasible) if constraint_names else None,
+                    X_pending=encoding.encode(pending) if pending else None,
+                    n_mc_samples=self._n_mc_samples,
+                    seed=seed,
+                )
+
+                def score_X(X: torch.Tensor) -> torch.Tensor:
+                    return _gp_model.evaluate_acquisition(acquisition, X)
+
         except (ModelFittingError, NotPSDError) as err:
             _logger.warning(f"Trial {trial.number} is sampled at random: the GP failed ({err}).")
             return None
 
         def score(genomes: list[dict[str, Any]]) -> np.ndarray:
-            values = _gp_model.evaluate_acquisition(acquisition, encoding.encode(genomes))
-            return values.numpy()
+            return score_X(encoding.encode(genomes)).numpy()
+
+        excluded = [genome_key(g) for t in trials if (g := _planned_genome(t, self.plan_attr))]
+        if candidates:
+            return self._best_enumerated(score_X, encoding, set(excluded))
 
         space = self._space
         return _gp_model.search_candidates(
@@ -264,7 +318,7 @@ class ConditionalGPSampler(PlannedSampler):
             incumbents=[observed[i].params for i in self._incumbents(Y, violation)],
             templates=[t.params for t in observed],
             distributions=encoding.distributions,
-            excluded=[genome_key(g) for t in trials if (g := _planned_genome(t, self.plan_attr))],
+            excluded=excluded,
             rng=self._rng,
             sample_fresh=None if space is None else space.sample_params,
             complete=None if space is None else space.sample_params,
@@ -272,6 +326,41 @@ class ConditionalGPSampler(PlannedSampler):
             n_neighbors=self._n_neighbors,
             n_rounds=self._n_rounds,
         )
+
+    def _enumerate(self) -> list[dict[str, Any]]:
+        """Every architecture of ``space`` when it has at most ``max_exhaustive_candidates``,
+        else (or without a space) an empty list; enumerated once per sampler."""
+        if self._enumerated is None:
+            enumerated: list[dict[str, Any]] = []
+            if self._space is not None and self._max_exhaustive > 0:
+                for params in self._space.iter_params():
+                    if len(enumerated) == self._max_exhaustive:
+                        enumerated = []
+                        break
+                    enumerated.append(params)
+            self._enumerated = enumerated
+            self._enumerated_keys = [genome_key(g) for g in enumerated]
+        return self._enumerated
+
+    def _best_enumerated(
+        self,
+        score_X: Callable[[torch.Tensor], torch.Tensor],
+        encoding: _gp_model.ConditionalEncoding,
+        excluded: set[GenomeKey],
+    ) -> dict[str, Any] | None:
+        """The enumerated architecture of highest acquisition that no trial holds."""
+        candidates = self._enumerate()
+        X = self._enumerated_X.get(encoding.columns)
+        if X is None:
+            X = encoding.encode(candidates)
+            self._enumerated_X = {encoding.columns: X}
+        rows = [i for i, key in enumerate(self._enumerated_keys) if key not in excluded]
+        if not rows:
+            return None
+        index = torch.tensor(rows, dtype=torch.long)
+        values = score_X(X[index])
+        values = torch.nan_to_num(values, nan=-math.inf)
+        return dict(candidates[rows[int(torch.argmax(values))]])
 
     def _fit_models(
         self,
@@ -293,14 +382,13 @@ class ConditionalGPSampler(PlannedSampler):
                 return None
             values = torch.tensor([[float(observed[i].constraints[name])] for i in rows])
             outcomes.append((f"{study.study_name}:constraint:{name}", X[rows], values.to(X)))
+        growth = self._refit_growth_exhaustive if self._enumerate() else self._refit_growth
         models = []
         for key, x, y in outcomes:
             n_fitted, warm = self._warm_start.get(key, (0, None))
             if warm is None:
                 max_iter = self._max_iter
-            elif warm.columns == encoding.columns and (
-                n_fitted <= len(y) < n_fitted * self._refit_growth
-            ):
+            elif warm.columns == encoding.columns and (n_fitted <= len(y) < n_fitted * growth):
                 max_iter = 0
             else:
                 max_iter = self._max_iter_warm

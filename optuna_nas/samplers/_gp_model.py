@@ -346,6 +346,58 @@ def make_acquisition(
     )
 
 
+def log_expected_improvement(
+    model: SingleTaskGP, X: torch.Tensor, best_f: float, batch_size: int = 1024
+) -> torch.Tensor:
+    """Analytic log expected improvement over ``best_f`` of each of ``b`` candidates.
+
+    The values of BoTorch's ``LogExpectedImprovement``, computed from the posterior mean
+    and variance alone (one Cholesky factor, then a triangular solve per batch):
+    calling the acquisition on ``b x 1 x d`` inputs instead expands the training data
+    for every candidate, and a joint posterior forms a ``b x b`` covariance, both many
+    times slower when a whole space of ten thousand architectures is scored. Cheaper than
+    :func:`make_acquisition`'s Monte Carlo ``qLogNoisyExpectedImprovement``, it trusts
+    the best observed score as the incumbent value and handles neither constraints nor
+    pending points.
+
+    Args:
+        model: A fitted GP of the objective (higher is better).
+        X: ``b x d`` candidate inputs.
+        best_f: The value to improve on, usually the best observed score.
+        batch_size: Candidates at a time; bounds the ``batch_size x n`` cross covariance.
+
+    Returns:
+        ``b`` log values; higher is better.
+    """
+    from botorch.acquisition.analytic import _log_ei_helper
+    from linear_operator.utils.cholesky import psd_safe_cholesky
+
+    # The latent posterior of a SingleTaskGP, candidate by candidate: the mean and
+    # variance alone, from one Cholesky factor of the training covariance.
+    with torch.no_grad():
+        train_X = model.train_inputs[0]
+        constant = model.mean_module(train_X[:1])[0]
+        noise = model.likelihood.noise.expand(train_X.shape[0])
+        K = model.covar_module(train_X).to_dense() + torch.diag(noise)
+        L = psd_safe_cholesky(K)
+        alpha = torch.cholesky_solve((model.train_targets - constant).unsqueeze(-1), L)
+        transform = getattr(model, "outcome_transform", None)
+        shift, scale = 0.0, 1.0
+        if transform is not None:
+            shift, scale = float(transform.means.squeeze()), float(transform.stdvs.squeeze())
+        chunks = []
+        for x in X.split(batch_size):
+            Kx = model.covar_module(x, train_X).to_dense()
+            mean = constant + (Kx @ alpha).squeeze(-1)
+            V = torch.linalg.solve_triangular(L, Kx.T, upper=False)
+            prior = model.covar_module(x, diag=True)
+            variance = (prior - (V * V).sum(0)).clamp_min(1e-12)
+            sigma = variance.sqrt() * scale
+            u = (mean * scale + shift - best_f) / sigma
+            chunks.append(_log_ei_helper(u) + sigma.log())
+    return torch.cat(chunks) if chunks else torch.empty(0, dtype=X.dtype)
+
+
 def _skip_fused_kernel_build() -> None:
     """Keeps BoTorch from compiling its fused qLogNEHVI C++ kernel on first use.
 

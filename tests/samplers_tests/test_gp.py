@@ -324,3 +324,85 @@ def test_multi_objective_returns_a_pareto_front() -> None:
     front = study.best_trials
     assert front and all(t.state == TrialState.COMPLETE for t in front)
     assert all(math.isfinite(v) for t in front for v in t.values)
+
+
+# Exhaustive scoring of an enumerable space.
+
+NB201 = spaces.create("nb201")
+NB201_OP_SCORE = {
+    "nor_conv_3x3": 1.0,
+    "nor_conv_1x1": 0.6,
+    "skip_connect": 0.3,
+    "avg_pool_3x3": 0.1,
+    "none": 0.0,
+}
+
+
+def nb201_score(trial: optuna.Trial) -> float:
+    """Additive over the six edges, best with 3x3 convs except a skip on node3/in0."""
+    params = NB201.suggest(trial).param_dict
+    score = sum(NB201_OP_SCORE[op] for op in params.values())
+    return score + 1.0 * (params["node3/in0"] == "skip_connect")
+
+
+NB201_OPTIMUM = 5.0 + 1.3
+
+
+def test_log_expected_improvement_matches_botorch() -> None:
+    from botorch.acquisition.analytic import LogExpectedImprovement
+
+    torch.manual_seed(0)
+    train_X = torch.rand(20, 4, dtype=torch.float64)
+    train_Y = 3 * train_X.sum(-1, keepdim=True) + 7 + 0.1 * torch.randn(20, 1).double()
+    model, _ = gpm.fit_gp(train_X, train_Y, ["a", "b", "c", "d"])
+    candidates = torch.rand(50, 4, dtype=torch.float64)
+    best_f = float(train_Y.max())
+    ours = gpm.log_expected_improvement(model, candidates, best_f, batch_size=16)
+    with torch.no_grad():
+        theirs = LogExpectedImprovement(model, best_f=best_f)(candidates.unsqueeze(-2))
+    torch.testing.assert_close(ours, theirs, atol=1e-2, rtol=1e-3)
+
+
+def test_exhaustive_scoring_only_under_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert len(ConditionalGPSampler(space=NB201)._enumerate()) == 5**6
+    assert ConditionalGPSampler(space=NB201, max_exhaustive_candidates=5**6 - 1)._enumerate() == []
+    assert ConditionalGPSampler(space=NB201, max_exhaustive_candidates=0)._enumerate() == []
+    assert ConditionalGPSampler()._enumerate() == []
+    with pytest.raises(ValueError):
+        ConditionalGPSampler(space=NB201, max_exhaustive_candidates=-1)
+
+    local_searches = []
+    original = gpm.search_candidates
+
+    def spy(*args, **kwargs):
+        local_searches.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gpm, "search_candidates", spy)
+    for cap, expected in [(5**6, 0), (100, 3)]:
+        local_searches.clear()
+        sampler = ConditionalGPSampler(
+            seed=0, n_startup_trials=4, space=NB201, max_exhaustive_candidates=cap
+        )
+        study = optuna.create_study(sampler=sampler, direction="maximize")
+        study.optimize(nb201_score, n_trials=7)
+        assert len(planned(study, sampler)) == 3
+        assert len(local_searches) == expected
+
+
+def test_exhaustive_scoring_finds_the_optimum_without_repeats() -> None:
+    gp_hits = random_hits = 0
+    for seed in range(3):
+        sampler = ConditionalGPSampler(seed=seed, space=NB201)
+        study = optuna.create_study(sampler=sampler, direction="maximize")
+        study.optimize(nb201_score, n_trials=40)
+        keys = [genome_key(t.params) for t in study.trials]
+        assert len(set(keys)) == len(keys)
+        gp_hits += math.isclose(study.best_value, NB201_OPTIMUM)
+        baseline = optuna.create_study(
+            sampler=optuna.samplers.RandomSampler(seed=seed), direction="maximize"
+        )
+        baseline.optimize(nb201_score, n_trials=40)
+        random_hits += math.isclose(baseline.best_value, NB201_OPTIMUM)
+    # Random search finds the one optimum of 15,625 cells in 40 trials 0.26% of the time.
+    assert gp_hits >= 2 and gp_hits > random_hits, (gp_hits, random_hits)
