@@ -64,22 +64,10 @@ class DilConv(nn.Sequential):
     def __init__(
         self, dim: int, c_in: int, c_out: int, kernel_size: int, stride: int, dilation: int
     ) -> None:
-        padding = dilation * (kernel_size - 1) // 2
-        conv = _ops.conv(dim)
         super().__init__(
             # Not in place: a cell feeds the same tensor to several edges.
             nn.ReLU(inplace=False),
-            conv(
-                c_in,
-                c_in,
-                kernel_size,
-                stride,
-                padding,
-                dilation=dilation,
-                groups=c_in,
-                bias=False,
-            ),
-            conv(c_in, c_out, 1, bias=False),
+            *_ops.depthwise_pointwise(dim, c_in, c_out, kernel_size, stride, dilation),
             _ops.batch_norm(dim, c_out),
         )
 

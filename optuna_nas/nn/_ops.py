@@ -85,6 +85,17 @@ class ConvBNReLU(nn.Sequential):
         )
 
 
+def depthwise_pointwise(
+    dim: int, c_in: int, c_out: int, kernel_size: int, stride: int = 1, dilation: int = 1
+) -> tuple[nn.Module, nn.Module]:
+    """A size-keeping depthwise convolution and the pointwise one that mixes its channels."""
+    padding = dilation * (kernel_size - 1) // 2
+    depthwise = conv(dim)(
+        c_in, c_in, kernel_size, stride, padding, dilation=dilation, groups=c_in, bias=False
+    )
+    return depthwise, conv(dim)(c_in, c_out, 1, bias=False)
+
+
 class SeparableConv(nn.Sequential):
     """Depthwise convolution followed by a pointwise one, then batch norm and ReLU.
 
@@ -95,19 +106,8 @@ class SeparableConv(nn.Sequential):
     def __init__(
         self, dim: int, c_in: int, c_out: int, kernel_size: int, stride: int = 1, dilation: int = 1
     ) -> None:
-        padding = dilation * (kernel_size - 1) // 2
         super().__init__(
-            conv(dim)(
-                c_in,
-                c_in,
-                kernel_size,
-                stride,
-                padding,
-                dilation=dilation,
-                groups=c_in,
-                bias=False,
-            ),
-            conv(dim)(c_in, c_out, 1, bias=False),
+            *depthwise_pointwise(dim, c_in, c_out, kernel_size, stride, dilation),
             batch_norm(dim, c_out),
             nn.ReLU(inplace=True),
         )
