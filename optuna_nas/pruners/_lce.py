@@ -141,10 +141,10 @@ class LearningCurvePruner(BasePruner):
         """Whether ``trial`` should stop; stores the prediction on it when one is made.
 
         Raises:
-            NotImplementedError: For a multi-objective study.
+            ValueError: For a multi-objective study.
         """
         if len(study.directions) > 1:
-            raise NotImplementedError(
+            raise ValueError(
                 "LearningCurvePruner needs a single-objective study; Optuna does not report "
                 "intermediate values in multi-objective studies"
             )

@@ -190,7 +190,7 @@ def test_multi_objective_study_is_rejected() -> None:
     frozen = optuna.trial.create_trial(
         state=TrialState.RUNNING, intermediate_values=dict(enumerate(_curve(0.5)[:10]))
     )
-    with pytest.raises(NotImplementedError, match="single-objective"):
+    with pytest.raises(ValueError, match="single-objective"):
         pruner.prune(study, frozen)
 
 
