@@ -31,7 +31,6 @@ prints where torchvision expects them and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -151,14 +150,7 @@ def _space_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if args.space == "nb201":
         kwargs = {"channels": args.channels, "cells_per_stage": args.cells_per_stage}
-    for item in args.space_arg:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--space-arg {item!r} must look like KEY=VALUE, e.g. channels=16")
-        try:
-            kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key] = value
+    kwargs.update(spaces.parse_space_args(args.space_arg))
     return kwargs
 
 

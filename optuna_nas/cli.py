@@ -165,19 +165,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _space_kwargs(items: Sequence[str]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CLIError(f"--space-arg {item!r} must look like KEY=VALUE, e.g. max_layers=4")
-        try:
-            kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key] = value
-    return kwargs
-
-
 def _search(args: argparse.Namespace) -> int:
     import optuna
 
@@ -195,7 +182,7 @@ def _search(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Everything is validated before the storage is touched, so bad input leaves no study.
     try:
-        space = spaces.create(args.space, **_space_kwargs(args.space_arg))
+        space = spaces.create(args.space, **spaces.parse_space_args(args.space_arg))
         if args.dataset not in data.available():
             raise ValueError(
                 f"unknown dataset {args.dataset!r}; choose one of: {', '.join(data.available())}"

@@ -6,6 +6,8 @@ Each space turns ``trial.suggest_*`` calls into an :class:`Architecture`, which 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from optuna_nas.spaces._base import ARCH_ATTR, SPACE_ATTR, Architecture, Chooser, SearchSpace
@@ -27,6 +29,27 @@ def register(cls: type[SearchSpace]) -> type[SearchSpace]:
 def available() -> list[str]:
     """The names :func:`create` accepts, sorted."""
     return sorted(_REGISTRY)
+
+
+def parse_space_args(items: Iterable[str]) -> dict[str, Any]:
+    """Turns ``KEY=VALUE`` strings (as given to ``--space-arg``) into keyword arguments.
+
+    Each VALUE is read as JSON (``4``, ``[16, 32]``, ``true``) and kept as a string when it
+    is not JSON (``ops=conv``).
+
+    Raises:
+        ValueError: For an item without ``=`` or without a key.
+    """
+    kwargs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--space-arg {item!r} must look like KEY=VALUE, e.g. max_layers=4")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
 
 
 def create(name: str, **kwargs: Any) -> SearchSpace:
@@ -80,5 +103,6 @@ __all__ = [
     "SearchSpace",
     "available",
     "create",
+    "parse_space_args",
     "register",
 ]

@@ -117,3 +117,13 @@ def test_from_trial_without_space_attribute_explains_the_fix() -> None:
 def test_from_dict_missing_keys() -> None:
     with pytest.raises(ValueError, match="lacks"):
         Architecture.from_dict({"config": {}})
+
+
+def test_parse_space_args_reads_json_values() -> None:
+    assert spaces.parse_space_args(["max_layers=4", "filters=[16,32]", "ops=conv"]) == {
+        "max_layers": 4,
+        "filters": [16, 32],
+        "ops": "conv",
+    }
+    with pytest.raises(ValueError, match="must look like KEY=VALUE"):
+        spaces.parse_space_args(["=3"])
