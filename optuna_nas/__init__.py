@@ -10,6 +10,12 @@ create samplers and pruners by name.
 from __future__ import annotations
 
 from optuna_nas import data, nn, pruners, samplers, spaces, training
+from optuna_nas._artifacts import (
+    ArtifactError,
+    SafeFileSystemArtifactStore,
+    default_artifact_dir,
+    open_artifact_store,
+)
 from optuna_nas._storage import StorageError, mask_url, open_storage
 from optuna_nas._study import (
     ArchitectureObjective,
@@ -26,15 +32,19 @@ __version__ = "0.1.0"
 __all__ = [
     "Architecture",
     "ArchitectureObjective",
+    "ArtifactError",
     "DatasetConfig",
+    "SafeFileSystemArtifactStore",
     "StorageError",
     "TrainingConfig",
     "__version__",
     "best_trial",
     "create_study",
     "data",
+    "default_artifact_dir",
     "mask_url",
     "nn",
+    "open_artifact_store",
     "open_storage",
     "pruners",
     "samplers",

@@ -19,6 +19,8 @@ import optuna
 from optuna_nas.spaces import SearchSpace, create
 
 if TYPE_CHECKING:
+    from optuna.artifacts._protocol import ArtifactStore
+
     from optuna_nas.data import Dataset
 
 STUDY_SPACE_ATTR = "optuna_nas:space"
@@ -86,6 +88,8 @@ class ArchitectureObjective:
         dataset: The loaded dataset.
         training: Training settings.
         seed: Base seed.
+        artifact_store: Optuna artifact store for per-trial files (checkpoints, drawings);
+            ``None`` stores none. See :func:`optuna_nas.open_artifact_store`.
 
     Example:
         .. code-block:: python
@@ -104,11 +108,13 @@ class ArchitectureObjective:
         dataset: Dataset,
         training: TrainingConfig | None = None,
         seed: int = 0,
+        artifact_store: ArtifactStore | None = None,
     ) -> None:
         self.space = space
         self.dataset = dataset
         self.training = training or TrainingConfig()
         self.seed = seed
+        self.artifact_store = artifact_store
 
     def __call__(self, trial: optuna.Trial) -> float:
         from optuna_nas.training import fit, seed_everything
