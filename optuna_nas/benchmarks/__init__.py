@@ -2,6 +2,8 @@
 
 :class:`NASBench201` is an Optuna objective over the ``nb201`` space that needs no GPU;
 :func:`run_nb201` runs the sampler comparison that ``optuna-nas benchmark nb201`` prints.
+:func:`replay_study` and its helpers replay recorded learning curves through a pruner, to
+measure what it saves and what it loses (``benchmarks/pruner_replay.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,22 @@ from optuna_nas.benchmarks._nb201 import (
     PROTOCOLS,
     NASBench201,
     resolve_nb201_dir,
+)
+from optuna_nas.benchmarks._replay import (
+    UNCHANGED_TOLERANCE,
+    Curve,
+    MethodSummary,
+    PruneEvent,
+    ReplayResult,
+    ReplayScore,
+    random_orders,
+    rank_correlation_before,
+    reference_pick,
+    replay_study,
+    replay_top_k,
+    run_methods,
+    score_replay,
+    summarize_scores,
 )
 from optuna_nas.benchmarks._runner import (
     DEFAULT_BUDGET_SECONDS,
@@ -26,18 +44,32 @@ from optuna_nas.benchmarks._runner import (
 )
 
 __all__ = [
+    "Curve",
     "DATASETS",
     "DEFAULT_BUDGET_SECONDS",
     "DEFAULT_N_QUERIES",
+    "MethodSummary",
     "NASBench201",
     "NB201_DIR_ENV",
     "PROTOCOLS",
+    "PruneEvent",
+    "ReplayResult",
+    "ReplayScore",
     "RunResult",
     "SamplerSummary",
+    "UNCHANGED_TOLERANCE",
     "available_samplers",
     "create_sampler",
     "format_table",
+    "random_orders",
+    "rank_correlation_before",
+    "reference_pick",
+    "replay_study",
+    "replay_top_k",
     "resolve_nb201_dir",
+    "run_methods",
     "run_nb201",
+    "score_replay",
     "summarize",
+    "summarize_scores",
 ]
