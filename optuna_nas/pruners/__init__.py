@@ -12,7 +12,9 @@ from typing import Any
 
 import optuna
 
+from optuna_nas.pruners._fidelity import RANK_CORRELATION_ATTR, LowFidelityPruner, RungCorrelation
 from optuna_nas.pruners._lce import LearningCurvePruner
+from optuna_nas.pruners._objective import ObjectivePruner
 
 
 def _median(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
@@ -40,11 +42,16 @@ def _lce(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePrune
     return LearningCurvePruner(max_step=max_step, **kwargs)
 
 
+def _fidelity(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    return LowFidelityPruner(max_step=max_step, **kwargs)
+
+
 def _none(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner(**kwargs)
 
 
 _FACTORIES: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+    "fidelity": _fidelity,
     "hyperband": _hyperband,
     "lce": _lce,
     "median": _median,
@@ -65,8 +72,11 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
         name: ``median`` (Optuna's MedianPruner, 5 startup trials, warm-up of a quarter of
             ``max_step``), ``sha`` (SuccessiveHalvingPruner), ``hyperband`` (HyperbandPruner
             with ``max_resource=max_step``), ``lce`` (:class:`LearningCurvePruner`, which
-            extrapolates each learning curve to ``max_step``; ``max_step`` is required) or
-            ``none``.
+            extrapolates each learning curve to ``max_step``; ``max_step`` is required),
+            ``fidelity`` (:class:`LowFidelityPruner`, successive halving at epochs
+            ``1, eta, eta**2, ...`` below ``max_step``, pruning only at rungs whose rank
+            correlation with ``max_step`` is established; ``max_step`` or ``rung_steps`` is
+            required) or ``none``.
         max_step: The last step trials report. Steps count from 0, so for
             :func:`optuna_nas.training.fit` it is ``epochs - 1`` (what the CLI passes).
         **kwargs: Passed to the pruner's constructor.
@@ -86,4 +96,12 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
         raise ValueError(f"invalid argument for pruner {name!r}: {err}") from None
 
 
-__all__ = ["LearningCurvePruner", "available", "create"]
+__all__ = [
+    "RANK_CORRELATION_ATTR",
+    "LearningCurvePruner",
+    "LowFidelityPruner",
+    "ObjectivePruner",
+    "RungCorrelation",
+    "available",
+    "create",
+]
