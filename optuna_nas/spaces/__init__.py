@@ -13,6 +13,7 @@ from typing import Any
 from optuna_nas.spaces._base import ARCH_ATTR, SPACE_ATTR, Architecture, Chooser, SearchSpace
 from optuna_nas.spaces._cell import CellSpace, DARTSGenotype, DARTSSpace, NB201Space
 from optuna_nas.spaces._chain import ChainSpace
+from optuna_nas.spaces._draw import draw_architecture
 from optuna_nas.spaces._hierarchical import HierarchicalSpace
 from optuna_nas.spaces._layers import LayerSpec
 from optuna_nas.spaces._multibranch import MultiBranchSpace
@@ -103,6 +104,7 @@ __all__ = [
     "SearchSpace",
     "available",
     "create",
+    "draw_architecture",
     "parse_space_args",
     "register",
 ]
