@@ -14,6 +14,7 @@ Keeping one walk means the two can never disagree about which parameter is activ
 from __future__ import annotations
 
 import abc
+import inspect
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -235,16 +236,38 @@ class Architecture:
         """The space's decoded, structured view of the parameters (see each space)."""
         return self.get_space().decode(self.param_dict)
 
-    def build(self, input_shape: Sequence[int], num_classes: int) -> torch.nn.Module:
+    def build(
+        self, input_shape: Sequence[int], num_classes: int, *, width_multiplier: float = 1.0
+    ) -> torch.nn.Module:
         """Builds the network as a fresh, randomly initialised ``torch.nn.Module``.
 
         Args:
             input_shape: Shape of one example without the batch dimension: ``(D,)`` for flat
                 features, ``(C, L)`` for sequences and ``(C, H, W)`` for images.
             num_classes: Number of output logits.
+            width_multiplier: Factor on the channels (or units) of every layer, a cheaper
+                low-fidelity network below 1 (see :class:`optuna_nas.training.Fidelity`).
+                Each width becomes ``max(1, round(width * width_multiplier))``; the
+                architecture, and so the trial's parameters, stay the same.
+
+        Raises:
+            ValueError: If ``width_multiplier`` is not positive, or is not 1 for a space
+                whose ``build_genotype`` takes no ``width_multiplier``.
         """
+        if not width_multiplier > 0.0 or not math.isfinite(width_multiplier):
+            raise ValueError(f"width_multiplier must be a number > 0, got {width_multiplier!r}")
         space = self.get_space()
-        return space.build_genotype(space.decode(self.param_dict), tuple(input_shape), num_classes)
+        genotype = space.decode(self.param_dict)
+        if width_multiplier == 1.0:
+            return space.build_genotype(genotype, tuple(input_shape), num_classes)
+        if "width_multiplier" not in inspect.signature(space.build_genotype).parameters:
+            raise ValueError(
+                f"space {self.space!r} ({type(space).__name__}) cannot scale its width; give "
+                "its build_genotype a width_multiplier keyword, or use width_multiplier=1"
+            )
+        return space.build_genotype(
+            genotype, tuple(input_shape), num_classes, width_multiplier=width_multiplier
+        )
 
     def count_params(self, input_shape: Sequence[int], num_classes: int) -> int:
         """Number of trainable parameters of the network built for this input."""
@@ -428,9 +451,19 @@ class SearchSpace(abc.ABC):
 
     @abc.abstractmethod
     def build_genotype(
-        self, genotype: Any, input_shape: tuple[int, ...], num_classes: int
+        self,
+        genotype: Any,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        width_multiplier: float = 1.0,
     ) -> torch.nn.Module:
-        """Builds the network for a decoded genotype."""
+        """Builds the network for a decoded genotype.
+
+        ``width_multiplier`` scales every layer's channels or units with
+        :func:`scale_width`. :meth:`Architecture.build` passes it only when it is not 1, so
+        a space that cannot scale may leave the keyword out.
+        """
 
     def describe(self, genotype: Any) -> str:
         """A one-line human-readable form of a genotype."""
@@ -439,6 +472,11 @@ class SearchSpace(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
         return f"{type(self).__name__}({args})"
+
+
+def scale_width(width: int, width_multiplier: float) -> int:
+    """``width`` channels or units scaled by ``width_multiplier``, rounded, at least 1."""
+    return max(1, round(width * width_multiplier))
 
 
 def _to_jsonable(value: Any) -> Any:

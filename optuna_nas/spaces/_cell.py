@@ -23,7 +23,7 @@ from optuna_nas.nn._cells import (
     NB201Network,
 )
 from optuna_nas.nn._ops import spatial_dim
-from optuna_nas.spaces._base import Architecture, Chooser, SearchSpace
+from optuna_nas.spaces._base import Architecture, Chooser, SearchSpace, scale_width
 
 _NB201_FORMAT = (
     "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|' (node 1 from node 0; node 2 from 0 and 1; node 3 "
@@ -128,12 +128,16 @@ class NB201Space(CellSpace):
         return tuple(choose.categorical(f"node{i}/in{j}", self.ops) for i, j in NB201_EDGES)
 
     def build_genotype(
-        self, genotype: tuple[str, ...], input_shape: tuple[int, ...], num_classes: int
+        self,
+        genotype: tuple[str, ...],
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        width_multiplier: float = 1.0,
     ) -> nn.Module:
         dim, shape = spatial_dim(input_shape)
-        return NB201Network(
-            genotype, dim, shape[0], num_classes, self.channels, self.cells_per_stage
-        )
+        channels = scale_width(self.channels, width_multiplier)
+        return NB201Network(genotype, dim, shape[0], num_classes, channels, self.cells_per_stage)
 
     def describe(self, genotype: tuple[str, ...]) -> str:
         return self.to_nb201_string(genotype)
@@ -310,7 +314,12 @@ class DARTSSpace(CellSpace):
         return tuple(nodes)
 
     def build_genotype(
-        self, genotype: DARTSGenotype, input_shape: tuple[int, ...], num_classes: int
+        self,
+        genotype: DARTSGenotype,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        width_multiplier: float = 1.0,
     ) -> nn.Module:
         dim, shape = spatial_dim(input_shape)
         return DARTSNetwork(
@@ -319,7 +328,7 @@ class DARTSSpace(CellSpace):
             dim,
             shape[0],
             num_classes,
-            self.channels,
+            scale_width(self.channels, width_multiplier),
             self.layers,
         )
 

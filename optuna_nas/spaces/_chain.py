@@ -116,12 +116,17 @@ class ChainSpace(SearchSpace):
         return tuple(walk_layer(choose, f"layer{i}", self.choices) for i in range(n_layers))
 
     def build_genotype(
-        self, genotype: tuple[LayerSpec, ...], input_shape: tuple[int, ...], num_classes: int
+        self,
+        genotype: tuple[LayerSpec, ...],
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        width_multiplier: float = 1.0,
     ) -> nn.Module:
         adapter, width, dim = input_adapter(self.choices.flat, input_shape)
         modules: list[nn.Module] = [adapter]
         for spec in genotype:
-            layer, width = build_layer(spec, dim, width)
+            layer, width = build_layer(spec, dim, width, width_multiplier)
             modules.append(layer)
         modules.append(Classifier(width, num_classes))
         return nn.Sequential(*modules)

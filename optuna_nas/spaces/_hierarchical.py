@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from optuna_nas.nn._hierarchical import PRIMITIVES, HierarchicalNet
-from optuna_nas.spaces._base import Chooser, SearchSpace
+from optuna_nas.spaces._base import Chooser, SearchSpace, scale_width
 
 _Rows = tuple[tuple[str, ...], ...]
 
@@ -135,11 +135,17 @@ class HierarchicalSpace(SearchSpace):
         return HierarchicalGenotype(cell, motifs)
 
     def build_genotype(
-        self, genotype: HierarchicalGenotype, input_shape: tuple[int, ...], num_classes: int
+        self,
+        genotype: HierarchicalGenotype,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        width_multiplier: float = 1.0,
     ) -> nn.Module:
         motifs = {f"motif{m}": rows for m, rows in enumerate(genotype.motifs) if rows is not None}
+        channels = scale_width(self.channels, width_multiplier)
         return HierarchicalNet(
-            input_shape, num_classes, genotype.cell, motifs, self.channels, self.cells
+            input_shape, num_classes, genotype.cell, motifs, channels, self.cells
         )
 
     def describe(self, genotype: Any) -> str:

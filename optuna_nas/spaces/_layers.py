@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from optuna_nas.nn import _ops
-from optuna_nas.spaces._base import Chooser
+from optuna_nas.spaces._base import Chooser, scale_width
 
 SPATIAL_OPS = ("conv", "sepconv", "pool", "identity")
 FLAT_OPS = ("dense", "identity")
@@ -144,26 +144,24 @@ def walk_layer(choose: Chooser, prefix: str, choices: LayerChoices) -> LayerSpec
     return LayerSpec(op)
 
 
-def build_layer(spec: LayerSpec, dim: int, c_in: int) -> tuple[nn.Module, int]:
-    """The module for one layer and its number of output channels (or features)."""
-    if spec.op == "conv":
+def build_layer(
+    spec: LayerSpec, dim: int, c_in: int, width_multiplier: float = 1.0
+) -> tuple[nn.Module, int]:
+    """The module for one layer and its number of output channels (or features), with
+    ``filters`` or ``units`` scaled by ``width_multiplier``."""
+    if spec.op in ("conv", "sepconv"):
         assert spec.filters and spec.kernel_size and spec.stride and spec.dilation
-        layer: nn.Module = _ops.ConvBNReLU(
-            dim, c_in, spec.filters, spec.kernel_size, spec.stride, spec.dilation
-        )
-        return layer, spec.filters
-    if spec.op == "sepconv":
-        assert spec.filters and spec.kernel_size and spec.stride and spec.dilation
-        layer = _ops.SeparableConv(
-            dim, c_in, spec.filters, spec.kernel_size, spec.stride, spec.dilation
-        )
-        return layer, spec.filters
+        filters = scale_width(spec.filters, width_multiplier)
+        make = _ops.ConvBNReLU if spec.op == "conv" else _ops.SeparableConv
+        layer: nn.Module = make(dim, c_in, filters, spec.kernel_size, spec.stride, spec.dilation)
+        return layer, filters
     if spec.op == "pool":
         assert spec.pool_type and spec.kernel_size and spec.stride
         return _ops.pool(dim, spec.pool_type, spec.kernel_size, spec.stride), c_in
     if spec.op == "dense":
         assert spec.units
-        return nn.Sequential(nn.Linear(c_in, spec.units), nn.ReLU(inplace=True)), spec.units
+        units = scale_width(spec.units, width_multiplier)
+        return nn.Sequential(nn.Linear(c_in, units), nn.ReLU(inplace=True)), units
     return nn.Identity(), c_in
 
 

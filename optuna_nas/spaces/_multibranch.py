@@ -147,7 +147,12 @@ class MultiBranchSpace(SearchSpace):
         return tuple(layers)
 
     def build_genotype(
-        self, genotype: tuple[BranchLayer, ...], input_shape: tuple[int, ...], num_classes: int
+        self,
+        genotype: tuple[BranchLayer, ...],
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        width_multiplier: float = 1.0,
     ) -> nn.Module:
         adapter, width, dim = input_adapter(self.choices.flat, input_shape)
         widths = {-1: width}
@@ -157,7 +162,10 @@ class MultiBranchSpace(SearchSpace):
             in_widths = [widths[j] for j in layer.inputs]
             merge = None if layer.merge is None else MergeInputs(dim, in_widths, layer.merge)
             module, widths[i] = build_layer(
-                layer.spec, dim, in_widths[-1] if merge is None else merge.out_width
+                layer.spec,
+                dim,
+                in_widths[-1] if merge is None else merge.out_width,
+                width_multiplier,
             )
             layers.append(module)
             merges.append(merge)
