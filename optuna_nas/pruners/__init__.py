@@ -73,8 +73,8 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
             ``max_step``), ``sha`` (SuccessiveHalvingPruner), ``hyperband`` (HyperbandPruner
             with ``max_resource=max_step``), ``lce`` (:class:`LearningCurvePruner`, which
             extrapolates each learning curve to ``max_step``; ``max_step`` is required),
-            ``fidelity`` (:class:`LowFidelityPruner`, successive halving at epochs
-            ``1, eta, eta**2, ...`` below ``max_step``, pruning only at rungs whose rank
+            ``fidelity`` (:class:`LowFidelityPruner`, asynchronous successive halving
+            after ``1, eta, eta**2, ...`` epochs, pruning only at rungs whose rank
             correlation with ``max_step`` is established; ``max_step`` or ``rung_steps`` is
             required) or ``none``.
         max_step: The last step trials report. Steps count from 0, so for

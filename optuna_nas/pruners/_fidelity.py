@@ -57,8 +57,9 @@ class LowFidelityPruner(BasePruner):
 
     * **Epochs** (``max_step``): with :func:`optuna_nas.training.fit`, which reports
       after every epoch at steps ``0`` to ``epochs - 1``, pass ``max_step=epochs - 1``.
-      The rungs sit after ``min_resource * eta**k`` epochs, below ``max_step + 1``, and
-      the final rung is ``max_step``: for 27 epochs, steps 0, 2 and 8, final 26.
+      The rungs sit after ``r = min_resource * eta**k`` epochs for each ``k`` with
+      ``r * eta <= max_step + 1``, as ASHA's rungs below its top one, and the final rung
+      is ``max_step``: for 27 or 30 epochs, steps 0, 2 and 8, then 26 or 29.
     * **A ladder** (``rung_steps``): an objective that trains once per rung of a
       :meth:`~optuna_nas.training.Fidelity.ladder` reports at the rung index, so
       ``rung_steps=range(len(ladder))``. Any increasing steps work; the last is final.
@@ -97,7 +98,7 @@ class LowFidelityPruner(BasePruner):
             :func:`~optuna_nas.training.fit`. With ``rung_steps`` it may be left out, and
             if given must equal their last step.
         rung_steps: Increasing steps of all rungs, the final rung last. ``None`` places
-            them at ``min_resource * eta**k - 1`` below ``max_step``.
+            them at ``min_resource * eta**k - 1`` as described above.
         eta: Reduction factor, at least 2: the top ``1 / eta`` of a rung is promoted.
         min_resource: Epochs before the first rung when rungs are placed from ``max_step``.
         min_correlation: Smallest Spearman rank correlation, in ``(-1, 1]``, at which a
@@ -148,7 +149,9 @@ class LowFidelityPruner(BasePruner):
                 )
             steps: list[int] = []
             resource = int(min_resource)
-            while resource - 1 < max_step:
+            # A rung needs room for the next one, as in ASHA; the final rung stands for the
+            # top rung, so 30 epochs get rungs after 1, 3 and 9 but not 27.
+            while resource * eta <= max_step + 1:
                 steps.append(resource - 1)
                 resource *= int(eta)
             steps.append(int(max_step))

@@ -69,8 +69,10 @@ FINALS = [0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90]
 
 def test_rungs_sit_at_powers_of_eta_below_max_step() -> None:
     assert pruners.create("fidelity", max_step=26).rung_steps == (0, 2, 8, 26)
-    assert pruners.create("fidelity", max_step=19).rung_steps == (0, 2, 8, 19)
+    assert pruners.create("fidelity", max_step=29).rung_steps == (0, 2, 8, 29)
+    assert pruners.create("fidelity", max_step=19).rung_steps == (0, 2, 19)
     assert LowFidelityPruner(15, eta=2, min_resource=2).rung_steps == (1, 3, 7, 15)
+    assert LowFidelityPruner(1).rung_steps == (1,)  # too short for any rung below the final
     assert LowFidelityPruner(rung_steps=range(4)).rung_steps == (0, 1, 2, 3)
     assert LowFidelityPruner(3, rung_steps=[0, 1, 3]).rung_steps == (0, 1, 3)
     assert "fidelity" in pruners.available()
