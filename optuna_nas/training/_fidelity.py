@@ -191,8 +191,9 @@ def apply_fidelity(
 ) -> tuple[nn.Module, Dataset]:
     """The network and data that :func:`~optuna_nas.training.fit` trains at ``fidelity``.
 
-    An :class:`~optuna_nas.Architecture` is built, at the fidelity's width and for the
-    fidelity's input shape; a module is used as it is.
+    An :class:`~optuna_nas.Architecture` is built after ``torch.manual_seed(seed)``, at
+    the fidelity's width and for the fidelity's input shape, so every rung of a trial
+    starts from the same initialisation; a module is used as it is.
 
     Raises:
         ValueError: If a width multiplier comes with a module already built.
@@ -206,6 +207,7 @@ def apply_fidelity(
             seed=seed,
         )
     width = None if fidelity is None else fidelity.width_multiplier
+    import torch
     from torch import nn
 
     if isinstance(model, nn.Module):
@@ -218,6 +220,7 @@ def apply_fidelity(
                 "Fidelity"
             )
         return model, data
+    torch.manual_seed(seed)
     return model.build(
         data.input_shape, data.num_classes, width_multiplier=1.0 if width is None else width
     ), data

@@ -101,6 +101,15 @@ def test_fit_trains_at_the_fidelity(digits: data.Dataset) -> None:
     assert low.flops < full.flops / 4  # half the channels on a quarter of the pixels
 
 
+def test_an_architecture_is_built_from_the_seed(digits: data.Dataset) -> None:
+    first = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=3, **FAST)
+    torch.manual_seed(12345)  # the global state before fit does not matter
+    again = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=3, **FAST)
+    other = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=4, **FAST)
+    assert first.history[0]["train_loss"] == again.history[0]["train_loss"]
+    assert first.history[0]["train_loss"] != other.history[0]["train_loss"]
+
+
 def test_fidelity_epochs_replace_epochs_and_reports_follow(digits: data.Dataset) -> None:
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
