@@ -31,7 +31,9 @@ class ObjectivePruner(BasePruner):
     :func:`optuna_nas.training.fit` reports through the wrapper by itself when it trains a
     trial of a multi-objective study whose pruner is an :class:`ObjectivePruner`.
 
-    In a single-objective study the wrapper works the same way, with ``objective=0``.
+    A trial without the attribute keeps Optuna's own intermediate values in the view, so
+    in a single-objective study the wrapper, with ``objective=0``, also serves plain
+    ``trial.report`` calls.
 
     Example:
         .. code-block:: python
@@ -190,7 +192,12 @@ class _ObjectiveStudy(optuna.study.Study):
 
 def _project(trial: FrozenTrial, index: int, attr: str) -> FrozenTrial:
     """A copy of ``trial`` with one objective's value and curve."""
-    curve = trial.user_attrs.get(attr) or {}
+    curve = trial.user_attrs.get(attr)
+    intermediate = (
+        trial.intermediate_values
+        if curve is None
+        else {int(step): math.nan if v is None else float(v) for step, v in curve.items()}
+    )
     values = trial.values
     value = values[index] if values is not None and index < len(values) else None
     if trial.state == TrialState.COMPLETE and value is None:
@@ -205,9 +212,7 @@ def _project(trial: FrozenTrial, index: int, attr: str) -> FrozenTrial:
         distributions=trial.distributions,
         user_attrs=trial.user_attrs,
         system_attrs=trial.system_attrs,
-        intermediate_values={
-            int(step): math.nan if v is None else float(v) for step, v in curve.items()
-        },
+        intermediate_values=intermediate,
         trial_id=trial._trial_id,
     )
 

@@ -349,6 +349,15 @@ def test_objective_pruner_drives_the_learning_curve_pruner() -> None:
     assert not pruned
 
 
+def test_objective_pruner_in_a_single_objective_study_reads_plain_reports() -> None:
+    study = _study(FINALS)
+    study.pruner = ObjectivePruner(LowFidelityPruner(MAX_STEP), objective=0)
+    _, pruned = _decide(study, {0: 0.79})
+    assert pruned
+    _, pruned = _decide(study, {0: 0.95})
+    assert not pruned
+
+
 def test_objective_pruner_keeps_the_first_value_of_a_step() -> None:
     pruner = ObjectivePruner(optuna.pruners.NopPruner(), objective="accuracy")
     study = _mo_study(pruner)
