@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 from scipy.stats import spearmanr
 
-from optuna_nas import pruners
+from optuna_nas import open_storage, pruners
 from optuna_nas.pruners import (
     RANK_CORRELATION_ATTR,
     LearningCurvePruner,
@@ -271,9 +272,14 @@ def test_multi_objective_study_is_refused_without_the_wrapper() -> None:
 # Multi-objective studies, pruned on one named objective.
 
 
-def _mo_study(pruner: ObjectivePruner, storage: str | None = None) -> optuna.Study:
+def _mo_study(
+    pruner: ObjectivePruner, storage: optuna.storages.BaseStorage | None = None
+) -> optuna.Study:
     study = optuna.create_study(
-        directions=["minimize", "maximize"], storage=storage, pruner=pruner
+        directions=["minimize", "maximize"],
+        storage=storage,
+        pruner=pruner,
+        study_name=f"objective-pruner-{uuid.uuid4().hex}",  # the database servers are shared
     )
     study.set_metric_names(["params", "accuracy"])
     return study
@@ -292,9 +298,13 @@ def _mo_trial(
     return trial, pruned
 
 
-def test_objective_pruner_runs_asha_on_the_named_objective(sqlite_url: str) -> None:
+@pytest.mark.parametrize("storage", ["sqlite_url", "postgresql_url", "mysql_url"])
+def test_objective_pruner_runs_asha_on_the_named_objective(
+    storage: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(storage)
     pruner = ObjectivePruner(LowFidelityPruner(MAX_STEP), objective="accuracy")
-    study = _mo_study(pruner, sqlite_url)
+    study = _mo_study(pruner, open_storage(url))
     for i, final in enumerate(FINALS):
         trial, pruned = _mo_trial(study, pruner, _curve([final] * 3, final))
         assert not pruned
@@ -305,7 +315,7 @@ def test_objective_pruner_runs_asha_on_the_named_objective(sqlite_url: str) -> N
     trial, pruned = _mo_trial(study, pruner, {0: 0.89})
     assert not pruned
 
-    stored = optuna.load_study(study_name=study.study_name, storage=sqlite_url)
+    stored = optuna.load_study(study_name=study.study_name, storage=open_storage(url))
     assert stored.user_attrs[RANK_CORRELATION_ATTR][0]["correlation"] == pytest.approx(1.0)
     curves = [t.user_attrs.get("intermediate_values:accuracy") for t in stored.trials]
     assert curves[0] == {"0": 0.5, "2": 0.5, "8": 0.5, "26": 0.5}
