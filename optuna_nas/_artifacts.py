@@ -9,16 +9,28 @@ study so that workers and ``optuna-nas dashboard`` find the same one.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import re
+import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from optuna.artifacts import FileSystemArtifactStore
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.artifacts._protocol import ArtifactStore
 
 STUDY_ARTIFACTS_ATTR = "optuna_nas:artifact_dir"
 """Study user attribute holding the absolute path of the study's artifact folder."""
 
 DEFAULT_ARTIFACT_DIRNAME = "optuna_nas_artifacts"
+
+# The trial system attribute prefix under which optuna.artifacts.upload_artifact records an
+# artifact; optuna.artifacts.get_all_artifact_meta and optuna-dashboard read it.
+_OPTUNA_ARTIFACT_PREFIX = "artifacts:"
 
 _ARTIFACT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -115,3 +127,53 @@ def open_artifact_store(path: str | Path) -> SafeFileSystemArtifactStore:
         ArtifactError: If the folder cannot be created.
     """
     return SafeFileSystemArtifactStore(path)
+
+
+def write_trial_artifact(
+    trial: optuna.Trial,
+    artifact_store: ArtifactStore,
+    content: bytes,
+    *,
+    filename: str,
+    mimetype: str,
+) -> str:
+    """Stores ``content`` as an artifact of the running ``trial``.
+
+    The artifact is recorded exactly as :func:`optuna.artifacts.upload_artifact` records
+    it, so :func:`optuna.artifacts.get_all_artifact_meta` and optuna-dashboard list it, but
+    in the safe order: ``upload_artifact`` records the artifact before writing it, so a write
+    that fails (a full disk) leaves the trial listing a file that does not exist. Here the
+    content is written first; if that fails, whatever was written is removed and nothing is
+    recorded.
+
+    Args:
+        trial: The running trial that owns the artifact.
+        artifact_store: Any Optuna artifact store.
+        content: The file's bytes.
+        filename: The name optuna-dashboard shows and downloads it as.
+        mimetype: Its MIME type, e.g. ``"image/svg+xml"`` (the dashboard previews
+            ``image/*``).
+
+    Returns:
+        The new artifact id.
+
+    Raises:
+        OSError: If the store cannot write the file (e.g. ``ENOSPC``, no space left).
+    """
+    artifact_id = str(uuid.uuid4())
+    try:
+        artifact_store.write(artifact_id, io.BytesIO(content))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            artifact_store.remove(artifact_id)
+        raise
+    meta = {
+        "artifact_id": artifact_id,
+        "filename": filename,
+        "mimetype": mimetype,
+        "encoding": None,
+    }
+    trial.storage.set_trial_system_attr(
+        trial._trial_id, _OPTUNA_ARTIFACT_PREFIX + artifact_id, json.dumps(meta)
+    )
+    return artifact_id

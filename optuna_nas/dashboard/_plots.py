@@ -1,0 +1,182 @@
+"""Custom plots of an architecture search, saved into the study for optuna-dashboard."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optuna
+    import plotly.graph_objects as go
+
+PLOT_IDS = {
+    "n_params": "optuna-nas-accuracy-vs-params",
+    "latency_ms": "optuna-nas-accuracy-vs-latency",
+}
+"""Graph object id of the plot :func:`save_plots` saves for each cost user attribute;
+saving again replaces the plot of the same id."""
+
+_COST_LABELS = {
+    "n_params": "trainable parameters",
+    "latency_ms": "inference latency (ms per batch)",
+    "flops": "FLOPs per example",
+}
+
+
+def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both cost (lower) and score (higher).
+
+    Of several points with the same cost and score only the first is kept. Complexity
+    ``O(n log n)``: a sweep over the points sorted by cost.
+
+    Args:
+        costs: One cost per point, e.g. parameter counts.
+        scores: One score per point, e.g. validation accuracies.
+
+    Returns:
+        The front's indices, by increasing cost (hence increasing score).
+
+    Raises:
+        ValueError: If the sequences differ in length or hold a NaN.
+
+    Example:
+        >>> pareto_front([10, 20, 30, 15], [0.5, 0.7, 0.6, 0.5])
+        [0, 1]
+    """
+    if len(costs) != len(scores):
+        raise ValueError(f"got {len(costs)} costs but {len(scores)} scores; pass one per point")
+    if any(math.isnan(v) for v in (*costs, *scores)):
+        raise ValueError("costs and scores must not be NaN; leave such points out")
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -scores[i], i))
+    front: list[int] = []
+    best = -math.inf
+    for i in order:
+        if scores[i] > best:
+            front.append(i)
+            best = scores[i]
+    return front
+
+
+def _points(study: optuna.Study, cost: str) -> list[tuple[float, float, str]]:
+    """``(cost, valid accuracy, hover text)`` of every completed trial that has ``cost``."""
+    import optuna
+
+    from optuna_nas.spaces import Architecture
+
+    points = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        value, spent = trial.value, trial.user_attrs.get(cost)
+        if value is None or not math.isfinite(value):
+            continue
+        if not isinstance(spent, (int, float)) or isinstance(spent, bool) or not spent > 0:
+            continue
+        try:
+            arch = str(Architecture.from_trial(trial))
+        except ValueError:
+            arch = ""
+        text = f"trial #{trial.number}<br>valid accuracy {value:.4f}<br>{cost} {spent:,g}"
+        points.append((float(spent), value, text + (f"<br>{arch}" if arch else "")))
+    return points
+
+
+def accuracy_figure(study: optuna.Study, cost: str = "n_params") -> go.Figure:
+    """Validation accuracy of the completed trials against a cost, Pareto front highlighted.
+
+    Each completed trial with a positive numeric ``cost`` user attribute is a point (hover
+    shows its number and architecture); the trials that no other trial beats on both
+    accuracy and cost are joined by a step line. The cost axis is logarithmic.
+
+    Args:
+        study: A study whose trials set ``cost``, e.g. one run with
+            :class:`optuna_nas.ArchitectureObjective`.
+        cost: A user attribute to minimise: ``n_params``, ``latency_ms`` or ``flops``.
+
+    Returns:
+        A :class:`plotly.graph_objects.Figure`; without such trials, an empty one that
+        says so.
+    """
+    import plotly.graph_objects as go
+
+    points = _points(study, cost)
+    label = _COST_LABELS.get(cost, cost)
+    figure = go.Figure()
+    if points:
+        xs, ys, texts = zip(*points, strict=True)
+        front = pareto_front(xs, ys)
+        figure.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                name="trials",
+                text=texts,
+                hoverinfo="text",
+                marker={"color": "#7f8c9a", "size": 8, "opacity": 0.7},
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=[xs[i] for i in front],
+                y=[ys[i] for i in front],
+                mode="lines+markers",
+                line={"shape": "hv", "color": "#d1495b", "width": 2},
+                marker={"color": "#d1495b", "size": 11, "symbol": "diamond"},
+                name="Pareto front",
+                text=[texts[i] for i in front],
+                hoverinfo="text",
+            )
+        )
+    else:
+        figure.add_annotation(
+            text=f"no completed trial with a {cost!r} user attribute yet",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+        )
+    figure.update_layout(
+        title=f"Validation accuracy vs {label} ({study.study_name})",
+        xaxis={"title": {"text": label}, "type": "log"},
+        yaxis={"title": {"text": "validation accuracy"}},
+        template="none",  # the default template would add ~8 kB to every saved plot
+        legend={"x": 0.99, "y": 0.01, "xanchor": "right", "yanchor": "bottom"},
+    )
+    return figure
+
+
+def save_plots(study: optuna.Study) -> list[str]:
+    """Saves the custom plots of :func:`accuracy_figure` into ``study`` for optuna-dashboard.
+
+    One plot per cost in :data:`PLOT_IDS` that some completed trial recorded: accuracy
+    against parameters and against inference latency. Each is saved under a fixed id with
+    :func:`optuna_dashboard.save_plotly_graph_object`, so calling this again (at the end
+    of every ``optuna-nas search``, or from a worker) replaces the plots instead of adding
+    copies. Let one process at a time call it: the plot is stored in several study system
+    attributes, and two writers at once could interleave them.
+
+    Args:
+        study: The study to plot and save into.
+
+    Returns:
+        The ids of the plots saved; empty while no trial has completed.
+
+    Raises:
+        ImportError: If optuna-dashboard or plotly is missing (``pip install
+            "optuna-nas[dashboard]"``).
+    """
+    try:
+        import plotly  # noqa: F401
+        from optuna_dashboard import save_plotly_graph_object
+    except ImportError:
+        raise ImportError(
+            "saving dashboard plots needs optuna-dashboard and plotly; install them with "
+            "pip install 'optuna-nas[dashboard]'"
+        ) from None
+    saved = []
+    for cost, graph_id in PLOT_IDS.items():
+        if _points(study, cost):
+            save_plotly_graph_object(study, accuracy_figure(study, cost), graph_object_id=graph_id)
+            saved.append(graph_id)
+    return saved
