@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,12 +25,12 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_nas.samplers import _gp_model
 from optuna_nas.samplers._genome import genome_key
 from optuna_nas.samplers._planned import PlannedSampler, trial_score
+from optuna_nas.samplers._random import Canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
 if TYPE_CHECKING:
     from botorch.models import SingleTaskGP
 
-    from optuna_nas.samplers._gp_model import GenomeKey
 
 _logger = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ class ConditionalGPSampler(PlannedSampler):
        objectives), refined by a few rounds of hill climbing, plus the structures of
        observed trials with all values redrawn and, when ``space`` is given, fresh random
        architectures. Assignments that any trial of the study (finished, running or
-       enqueued) already holds are never proposed. When ``space`` is given and has at
+       enqueued) already holds are never proposed, nor, with ``canonicalize``, any
+       equivalent to one of them. When ``space`` is given and has at
        most ``max_exhaustive_candidates`` architectures, every architecture no trial
        holds is scored instead (the space is enumerated once per sampler), with analytic
        ``LogExpectedImprovement`` over the best observed score when there is one
@@ -103,6 +104,12 @@ class ConditionalGPSampler(PlannedSampler):
             of searching locally when it has at most this many (NAS-Bench-201 has
             15,625); ``0`` always searches locally. Deciding costs one enumeration of up
             to this many architectures, once per sampler.
+        canonicalize: Optional function from an architecture's active parameters to a
+            hashable key that equivalent architectures share, such as
+            :func:`~optuna_nas.samplers.nb201_canonical` for NAS-Bench-201's
+            isomorphism classes. The sampler then never proposes an architecture
+            equivalent to one a trial already holds, where it otherwise only avoids exact
+            repeats. Needs ``space``.
 
     References:
         Jones, Schonlau and Welch, "Efficient Global Optimization of Expensive Black-Box
@@ -144,6 +151,7 @@ class ConditionalGPSampler(PlannedSampler):
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         space: SearchSpace | None = None,
         max_exhaustive_candidates: int = 20_000,
+        canonicalize: Canonicalizer | None = None,
     ) -> None:
         if not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(
@@ -163,13 +171,24 @@ class ConditionalGPSampler(PlannedSampler):
                 "max_exhaustive_candidates must be a non-negative integer, "
                 f"got {max_exhaustive_candidates!r}"
             )
+        if canonicalize is not None and space is None:
+            raise ValueError(
+                "canonicalize applies to architectures, which the sampler only knows "
+                "before a trial runs when it has the space; pass space=... as well"
+            )
+        if canonicalize is not None and not callable(canonicalize):
+            raise ValueError(
+                "canonicalize must be a function from an architecture's active parameters "
+                f"to a hashable key, got {type(canonicalize).__name__}"
+            )
         super().__init__(seed=seed)
+        self._canonicalize = canonicalize
         self._max_exhaustive = max_exhaustive_candidates
         # The space's architectures, enumerated once when there are at most
         # max_exhaustive_candidates of them (None: not tried yet; empty: too many), with
         # their keys and their encoding per encoding columns.
         self._enumerated: list[dict[str, Any]] | None = None
-        self._enumerated_keys: list[GenomeKey] = []
+        self._enumerated_keys: list[Hashable] = []
         self._enumerated_X: dict[tuple[str, ...], torch.Tensor] = {}
         self._n_startup_trials = n_startup_trials
         self._constraints_func = constraints_func
@@ -308,7 +327,7 @@ class ConditionalGPSampler(PlannedSampler):
         def score(genomes: list[dict[str, Any]]) -> np.ndarray:
             return score_X(encoding.encode(genomes)).numpy()
 
-        excluded = [genome_key(g) for t in trials if (g := _planned_genome(t, self.plan_attr))]
+        excluded = [self._key(g) for t in trials if (g := _planned_genome(t, self.plan_attr))]
         if candidates:
             return self._best_enumerated(score_X, encoding, set(excluded))
 
@@ -325,7 +344,19 @@ class ConditionalGPSampler(PlannedSampler):
             n_random=self._n_random,
             n_neighbors=self._n_neighbors,
             n_rounds=self._n_rounds,
+            key=None if self._canonicalize is None else self._canonicalize,
         )
+
+    def _key(self, genome: Mapping[str, Any]) -> Hashable:
+        """What makes two assignments the same: the canonicalizer's key of the active
+        parameters when there is one, else the assignment itself."""
+        if self._canonicalize is None or self._space is None:
+            return genome_key(genome)
+        try:
+            active = self._space.from_params(genome).param_dict
+        except ValueError:
+            return genome_key(genome)  # not (yet) an architecture of the space
+        return self._canonicalize(active)
 
     def _enumerate(self) -> list[dict[str, Any]]:
         """Every architecture of ``space`` when it has at most ``max_exhaustive_candidates``,
@@ -339,14 +370,17 @@ class ConditionalGPSampler(PlannedSampler):
                         break
                     enumerated.append(params)
             self._enumerated = enumerated
-            self._enumerated_keys = [genome_key(g) for g in enumerated]
+            self._enumerated_keys = [
+                genome_key(g) if self._canonicalize is None else self._canonicalize(g)
+                for g in enumerated
+            ]
         return self._enumerated
 
     def _best_enumerated(
         self,
         score_X: Callable[[torch.Tensor], torch.Tensor],
         encoding: _gp_model.ConditionalEncoding,
-        excluded: set[GenomeKey],
+        excluded: set[Hashable],
     ) -> dict[str, Any] | None:
         """The enumerated architecture of highest acquisition that no trial holds."""
         candidates = self._enumerate()
@@ -393,7 +427,11 @@ class ConditionalGPSampler(PlannedSampler):
             else:
                 max_iter = self._max_iter_warm
             model, fitted = _gp_model.fit_gp(
-                x, y, encoding.columns, warm_start=warm, max_iter=max_iter
+                x,
+                y,
+                encoding.columns,
+                warm_start=warm,
+                max_iter=max_iter,
             )
             if max_iter > 0:
                 self._warm_start[key] = (len(y), fitted)

@@ -20,7 +20,7 @@ All tensors are double precision on the CPU. ``n`` is a number of observed assig
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -448,19 +448,27 @@ class _Dedup:
     active parameters (``exact=True``) only need the cheaper test for equality.
     """
 
-    def __init__(self, excluded: Sequence[GenomeKey], exact: bool) -> None:
+    def __init__(
+        self,
+        excluded: Sequence[Hashable],
+        exact: bool,
+        key: Callable[[Mapping[str, Any]], Hashable] | None = None,
+    ) -> None:
         self._exact = exact
+        self._key = key or genome_key
         self._keys = set(excluded)
         # Keys grouped by their (sorted) parameter names.
-        self._by_names: dict[tuple[str, ...], set[GenomeKey]] = {}
-        for key in excluded:
-            self._by_names.setdefault(tuple(name for name, _ in key), set()).add(key)
+        # (Without exact, the keys are genome keys.)
+        self._by_names: dict[tuple[str, ...], set[Hashable]] = {}
+        for item in excluded if not exact else ():
+            assert isinstance(item, tuple)
+            self._by_names.setdefault(tuple(name for name, _ in item), set()).add(item)
         # Candidates share few parameter sets; remember which groups each one contains.
         self._subsets: dict[frozenset[str], list[tuple[str, ...]]] = {}
 
     def __contains__(self, genome: Mapping[str, Any]) -> bool:
         if self._exact:
-            return genome_key(genome) in self._keys
+            return self._key(genome) in self._keys
         names = frozenset(genome)
         groups = self._subsets.get(names)
         if groups is None:
@@ -476,7 +484,7 @@ def search_candidates(
     incumbents: Sequence[Mapping[str, Any]],
     templates: Sequence[Mapping[str, Any]],
     distributions: Mapping[str, BaseDistribution],
-    excluded: Sequence[GenomeKey],
+    excluded: Sequence[Hashable],
     rng: np.random.RandomState,
     *,
     sample_fresh: Callable[[np.random.RandomState], Genome] | None = None,
@@ -485,6 +493,7 @@ def search_candidates(
     n_neighbors: int = 16,
     n_parents: int = 4,
     n_rounds: int = 3,
+    key: Callable[[Mapping[str, Any]], Hashable] | None = None,
 ) -> Genome | None:
     """The best-scoring new assignment found by local search plus random sampling.
 
@@ -516,11 +525,16 @@ def search_candidates(
         n_neighbors: Mutations per incumbent or parent.
         n_parents: Parents per hill-climbing round.
         n_rounds: Most hill-climbing rounds.
+        key: Maps a completed candidate to the key ``excluded`` holds, such as a
+            canonicalizer that equivalent assignments share; by default
+            :func:`~optuna_nas.samplers._genome.genome_key`. Needs ``complete``.
 
     Returns:
         The best new assignment, or ``None`` when every candidate was excluded.
     """
-    dedup = _Dedup(excluded, exact=complete is not None)
+    if key is not None and complete is None:
+        raise ValueError("search_candidates: key needs complete, which makes candidates exact")
+    dedup = _Dedup(excluded, exact=complete is not None, key=key)
     seen: set[GenomeKey] = set()
     pool: list[Genome] = []
     values: list[float] = []

@@ -197,6 +197,10 @@ def test_registry_and_argument_checks() -> None:
         ConditionalGPSampler(n_startup_trials=-1)
     with pytest.raises(ValueError, match=r"spaces\.create"):
         ConditionalGPSampler(space="chain")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pass space="):
+        ConditionalGPSampler(canonicalize=str)
+    with pytest.raises(ValueError, match="canonicalize must be a function"):
+        ConditionalGPSampler(space=CHAIN, canonicalize="iso")  # type: ignore[arg-type]
 
 
 def test_startup_trials_are_random() -> None:
@@ -406,3 +410,27 @@ def test_exhaustive_scoring_finds_the_optimum_without_repeats() -> None:
         random_hits += math.isclose(baseline.best_value, NB201_OPTIMUM)
     # Random search finds the one optimum of 15,625 cells in 40 trials 0.26% of the time.
     assert gp_hits >= 2 and gp_hits > random_hits, (gp_hits, random_hits)
+
+
+@pytest.mark.parametrize("cap", [5**6, 0])
+def test_canonicalizer_keeps_equivalent_cells_out(cap: int) -> None:
+    # A coarse canonicalizer: cells with the same ops on the two edges leaving the input
+    # count as one. The score's best cells all share conv/conv there, so a sampler that
+    # only avoided exact repeats would propose that class again and again.
+    def canonicalize(params):
+        return params["node1/in0"], params["node2/in0"]
+
+    sampler = ConditionalGPSampler(
+        seed=0,
+        n_startup_trials=4,
+        space=NB201,
+        max_exhaustive_candidates=cap,
+        canonicalize=canonicalize,
+    )
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(nb201_score, n_trials=10)
+    assert len(planned(study, sampler)) == 6
+    for i, trial in enumerate(study.trials):
+        if sampler.plan_attr in trial.system_attrs:
+            earlier = {canonicalize(t.params) for t in study.trials[:i]}
+            assert canonicalize(trial.params) not in earlier
