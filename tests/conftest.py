@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,64 @@ def nb201_dir() -> Path:
     if not (path / "nb201_cifar10.csv").is_file():
         pytest.skip(f"NAS-Bench-201 tables not found at {path}; set OPTUNA_NAS_NB201_DIR")
     return path
+
+
+# The database servers of the development and CI machines (see README, Development).
+DATABASE_URLS = {
+    "postgresql": os.environ.get(
+        "OPTUNA_NAS_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    ),
+    "mysql": os.environ.get(
+        "OPTUNA_NAS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+    ),
+}
+_DATABASE_TITLES = {"postgresql": "PostgreSQL", "mysql": "MySQL"}
+
+
+@functools.cache
+def _database_problem(kind: str) -> str | None:
+    """Why the test database ``kind`` cannot be used, or ``None`` when it can."""
+    from sqlalchemy.engine import make_url
+
+    from optuna_nas import StorageError, open_storage
+
+    url = DATABASE_URLS[kind]
+    parsed = make_url(url)
+    where = f"{_DATABASE_TITLES[kind]} at {parsed.host}:{parsed.port}"
+    try:
+        storage = open_storage(url)
+    except StorageError as err:
+        return f"{where} not reachable: {err}"
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.engine.dispose()
+    return None
+
+
+def database_url(kind: str) -> str:
+    """The URL of the test database server ``kind`` (``postgresql`` or ``mysql``).
+
+    Where it is unreachable the test skips and says why; with ``OPTUNA_NAS_REQUIRE_DBS=1``
+    (set by ``.ci/run``) it fails instead, so CI cannot pass without running it.
+    """
+    problem = _database_problem(kind)
+    if problem is not None:
+        env = f"OPTUNA_NAS_TEST_{kind.upper()}_URL"
+        if os.environ.get("OPTUNA_NAS_REQUIRE_DBS") == "1":
+            pytest.fail(f"{problem} (OPTUNA_NAS_REQUIRE_DBS=1; start it or set {env})")
+        pytest.skip(f"{problem}; start it or set {env}")
+    return DATABASE_URLS[kind]
+
+
+@pytest.fixture
+def postgresql_url() -> str:
+    """The test PostgreSQL server; tests that share its database use unique study names."""
+    return database_url("postgresql")
+
+
+@pytest.fixture
+def mysql_url() -> str:
+    """The test MySQL (MariaDB) server; tests that share its database use unique study names."""
+    return database_url("mysql")
 
 
 @pytest.fixture
