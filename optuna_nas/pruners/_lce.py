@@ -33,7 +33,8 @@ class LearningCurvePruner(BasePruner):
     models; their mixture, weighted by fit quality, predicts a distribution of the value at
     ``max_step`` (see :mod:`optuna_nas.pruners._curves`). The trial is pruned when the
     probability that this value beats the best final value of the completed trials is
-    below ``threshold``; for a minimised objective, "beats" means "is lower than".
+    below ``threshold`` (smaller at the first decisions, see ``ramp_steps``); for a
+    minimised objective, "beats" means "is lower than".
 
     The trial is never pruned:
 
@@ -85,13 +86,18 @@ class LearningCurvePruner(BasePruner):
             this, in ``(0, 1)``. Domhan et al. use 0.05.
         min_steps: Values a trial must have reported before the first decision, at least
             4 (the shortest curve that is fitted). ``None`` means
-            ``max(5, (max_step + 1) // 5)``: a fifth of the curve, and at least 5 values.
+            ``max(4, (max_step + 1) // 8)``: an eighth of the curve, and at least 4 values.
         n_startup_trials: Completed trials needed before anything is pruned, at least 1.
         bounds: ``(lo, hi)`` the objective cannot leave, e.g. ``(0.0, 1.0)`` for accuracy;
             extrapolations outside them are rejected. ``None`` for an unbounded metric
             such as a loss.
         interval_steps: Decide only every this many reports after ``min_steps``; fewer
             decisions cost less time.
+        ramp_steps: The threshold ramps up over the first decisions: with ``n`` values
+            reported it is ``threshold * min(1, (n - min_steps + 1) / ramp_steps) ** 2``,
+            so with the default 3 the first decision needs a probability below
+            ``threshold / 9``, the second below ``threshold * 4 / 9``. Short curves are
+            the hardest to extrapolate; ``1`` turns the ramp off.
 
     Raises:
         ValueError: For invalid arguments.
@@ -110,13 +116,14 @@ class LearningCurvePruner(BasePruner):
         n_startup_trials: int = 5,
         bounds: tuple[float, float] | None = (0.0, 1.0),
         interval_steps: int = 1,
+        ramp_steps: int = 3,
     ) -> None:
         if not _is_int(max_step) or max_step < 1:
             raise ValueError(f"max_step must be an integer >= 1, got {max_step!r}")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
         if min_steps is None:
-            min_steps = max(5, (max_step + 1) // 5)
+            min_steps = max(4, (max_step + 1) // 8)
         elif not _is_int(min_steps) or not 4 <= min_steps <= max_step:
             raise ValueError(
                 f"min_steps must be an integer from 4 to max_step ({max_step}), got {min_steps!r}"
@@ -129,12 +136,15 @@ class LearningCurvePruner(BasePruner):
             bounds = (float(bounds[0]), float(bounds[1]))
         if not _is_int(interval_steps) or interval_steps < 1:
             raise ValueError(f"interval_steps must be an integer >= 1, got {interval_steps!r}")
+        if not _is_int(ramp_steps) or ramp_steps < 1:
+            raise ValueError(f"ramp_steps must be an integer >= 1, got {ramp_steps!r}")
         self._max_step = int(max_step)
         self._threshold = float(threshold)
         self._min_steps = int(min_steps)
         self._n_startup_trials = int(n_startup_trials)
         self._bounds = bounds
         self._interval_steps = int(interval_steps)
+        self._ramp_steps = int(ramp_steps)
         self._warm_starts: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
@@ -199,7 +209,13 @@ class LearningCurvePruner(BasePruner):
         storage.set_trial_user_attr(trial._trial_id, PREDICTED_MEAN_ATTR, result.mean)
         storage.set_trial_user_attr(trial._trial_id, PREDICTED_STD_ATTR, result.std)
         storage.set_trial_user_attr(trial._trial_id, P_IMPROVE_ATTR, p_improve)
-        return p_improve < self._threshold
+        return p_improve < self._threshold_at(n_reported)
+
+    def _threshold_at(self, n_reported: int) -> float:
+        # The shortest curves are the least predictable: the Laplace uncertainty is too
+        # narrow there, so the first decisions demand stronger evidence.
+        ramp = min(1.0, (n_reported - self._min_steps + 1) / self._ramp_steps)
+        return self._threshold * ramp**2
 
     def _remember(self, trial_id: int, params: dict[str, npt.NDArray[np.float64]]) -> None:
         self._warm_starts.pop(trial_id, None)

@@ -198,13 +198,26 @@ def test_create_by_name() -> None:
     pruner = pruners.create("lce", max_step=29)
     assert isinstance(pruner, LearningCurvePruner)
     assert pruner._max_step == 29
-    assert pruner._min_steps == 6
+    assert pruner._min_steps == 4
     assert "lce" in pruners.available()
     assert pruners.create("lce", max_step=29, threshold=0.1)._threshold == 0.1
     with pytest.raises(ValueError, match="needs max_step"):
         pruners.create("lce")
     with pytest.raises(ValueError, match="invalid argument for pruner 'lce'"):
         pruners.create("lce", max_step=29, patience=3)
+
+
+def test_threshold_ramps_up_over_the_first_decisions() -> None:
+    pruner = LearningCurvePruner(max_step=29, threshold=0.09, min_steps=5)
+    assert [round(pruner._threshold_at(n), 6) for n in (5, 6, 7, 8, 20)] == [
+        0.01,
+        0.04,
+        0.09,
+        0.09,
+        0.09,
+    ]
+    flat = LearningCurvePruner(max_step=29, threshold=0.09, min_steps=5, ramp_steps=1)
+    assert flat._threshold_at(5) == 0.09
 
 
 @pytest.mark.parametrize(
@@ -220,6 +233,7 @@ def test_create_by_name() -> None:
         ({"bounds": (1.0, 0.0)}, "bounds"),
         ({"bounds": (0.0, 0.5, 1.0)}, "bounds"),
         ({"interval_steps": 0}, "interval_steps"),
+        ({"ramp_steps": 0}, "ramp_steps"),
     ],
 )
 def test_invalid_arguments(kwargs: dict, message: str) -> None:
