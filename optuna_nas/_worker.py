@@ -773,10 +773,10 @@ class WorkerPool:
 
     def _report(self, i: int, pid: int, code: int) -> None:
         if code < 0:
-            how = f"was killed by {signal.Signals(-code).name}"
+            how = f"was killed by {_signal_name(-code)}"
         elif code == EXIT_STORAGE_LOST:
             how = "gave up on the unreachable storage"
-        elif code >= 128:
+        elif code - 128 in (int(sig) for sig in _STOP_SIGNALS):
             how = f"stopped after {signal.Signals(code - 128).name}"
         else:
             how = f"exited with status {code}"
@@ -799,6 +799,13 @@ class WorkerPool:
     def _kill_all(self) -> None:
         for process in self.processes.values():
             _send(process, signal.SIGKILL)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _send(process: subprocess.Popen[bytes], signum: int) -> None:
