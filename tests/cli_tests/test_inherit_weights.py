@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from optuna_nas.cli import main
+from optuna_nas.training import CHECKPOINT_ATTR, INHERITED_ATTR, MODEL_TENSORS_ATTR
+
+
+def test_search_inherit_weights_warm_starts_evolution_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, single_thread: None
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "search",
+        "--sampler",
+        "evolution",
+        "--inherit-weights",
+        "--n-trials",
+        "22",  # the default population is 20, so trials 20 and 21 are children
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--space-arg",
+        "filters=[4,8]",
+        "--space-arg",
+        "max_layers=2",
+        "--study-name",
+        "inherit",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    study = optuna.load_study(study_name="inherit", storage="sqlite:///optuna_nas.db")
+    artifacts = tmp_path / "optuna_nas_artifacts"
+    for trial in study.trials:
+        assert (artifacts / trial.user_attrs[CHECKPOINT_ATTR]).is_file()
+    children = [t for t in study.trials if "parent_trial" in t.user_attrs]
+    assert [t.number for t in children] == [20, 21]
+    for child in children:
+        # The parent's checkpoint was loaded and matched; how many tensors match depends on
+        # the mutation (adding a layer renames the classifier, for one).
+        assert child.state == optuna.trial.TrialState.COMPLETE
+        assert 0 <= child.user_attrs[INHERITED_ATTR] <= child.user_attrs[MODEL_TENSORS_ATTR]
+    assert sum(child.user_attrs[INHERITED_ATTR] for child in children) > 0
