@@ -13,25 +13,12 @@ def test_search_inherit_weights_warm_starts_evolution_children(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, single_thread: None
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    args = [
-        "search",
-        "--sampler",
-        "evolution",
-        "--inherit-weights",
-        "--n-trials",
-        "22",  # the default population is 20, so trials 20 and 21 are children
-        "--dataset",
-        "digits",
-        "--epochs",
-        "1",
-        "--space-arg",
-        "filters=[4,8]",
-        "--space-arg",
-        "max_layers=2",
-        "--study-name",
-        "inherit",
-        "--no-progress",
-    ]
+    # The default population is 20, so trials 20 and 21 are children.
+    args = (
+        "search --sampler evolution --inherit-weights --n-trials 22 --dataset digits "
+        "--epochs 1 --space-arg filters=[4,8] --space-arg max_layers=2 --study-name inherit "
+        "--no-progress"
+    ).split()
     assert main(args) == 0
     study = optuna.load_study(study_name="inherit", storage="sqlite:///optuna_nas.db")
     artifacts = tmp_path / "optuna_nas_artifacts"

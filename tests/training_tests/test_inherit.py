@@ -218,19 +218,21 @@ def test_bad_artifact_id_in_storage_warns(store: SafeFileSystemArtifactStore) ->
 
 # fit(init_state_dict=...)
 
-CONV_ARCH = {
-    "n_layers": 2,
-    "layer0/op": "conv",
-    "layer0/filters": 16,
-    "layer0/kernel_size": 3,
-    "layer0/stride": 1,
-    "layer0/dilation": 1,
-    "layer1/op": "conv",
-    "layer1/filters": 32,
-    "layer1/kernel_size": 3,
-    "layer1/stride": 2,
-    "layer1/dilation": 1,
-}
+
+def _conv(index: int, filters: int, stride: int = 1) -> dict[str, Any]:
+    return {
+        f"layer{index}/{key}": value
+        for key, value in (
+            ("op", "conv"),
+            ("filters", filters),
+            ("kernel_size", 3),
+            ("stride", stride),
+            ("dilation", 1),
+        )
+    }
+
+
+CONV_ARCH = {"n_layers": 2, **_conv(0, 16), **_conv(1, 32, stride=2)}
 
 
 def _build(dataset: data.Dataset, arch: dict[str, Any], seed: int) -> nn.Module:
@@ -271,7 +273,7 @@ def test_fit_starts_the_child_from_the_parent_weights(digits: data.Dataset) -> N
 
 def test_fit_inherits_only_matching_layers_of_a_mutated_child(digits: data.Dataset) -> None:
     parent = _build(digits, CONV_ARCH, seed=0)
-    mutated = {**CONV_ARCH, "layer1/filters": 64}
+    mutated = {**CONV_ARCH, **_conv(1, 64, stride=2)}
     child = _build(digits, mutated, seed=1)
     result = fit(child, digits, epochs=1, device="cpu", init_state_dict=parent.state_dict())
     total = len(child.state_dict())
