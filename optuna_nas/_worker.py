@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 WORKER_ATTR = "worker"
-"""Trial user attribute: ``{"host", "pid", "slot", "gpu"}`` of the process that ran it."""
+"""Trial user attribute: ``host``, ``pid``, ``slot``, ``gpu`` and ``cuda_visible_devices``
+of the process that ran the trial."""
 RETRY_OF_ATTR = "retry_of"
 """Trial user attribute of a retry: the number of the failed trial it repeats."""
 RETRY_REASON_ATTR = "retry_reason"
@@ -506,6 +507,7 @@ class _WorkerLoop:
             "pid": os.getpid(),
             "slot": slot.index,
             "gpu": slot.gpu,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
         parent = os.environ.get(_PARENT_ENV)
         self.parent = int(parent) if parent else None
@@ -753,16 +755,7 @@ class WorkerPool:
 
     def _start(self, i: int) -> None:
         slot = self.slots[i]
-        env = dict(os.environ)
-        env[_CONFIG_ENV] = self.config.to_json()
-        env[_SLOT_ENV] = str(slot.index)
-        env[_PARENT_ENV] = str(os.getpid())
-        env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
-        if slot.gpu is not None:
-            env[_GPU_ENV] = slot.gpu
-        else:
-            env.pop(_GPU_ENV, None)
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // len(self.slots))))
+        env = worker_environment(self.config, slot, len(self.slots), os.environ)
         # A session of its own: a Ctrl-C in the terminal reaches the supervisor only, which
         # forwards it once, instead of every child receiving it twice.
         process = subprocess.Popen(
@@ -799,6 +792,29 @@ class WorkerPool:
     def _kill_all(self) -> None:
         for process in self.processes.values():
             _send(process, signal.SIGKILL)
+
+
+def worker_environment(
+    config: WorkerConfig, slot: WorkerSlot, n_slots: int, base: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment a pool starts the worker of ``slot`` with.
+
+    ``CUDA_VISIBLE_DEVICES`` is the slot's GPU (empty for a CPU worker, so that it cannot
+    touch a GPU), ``OMP_NUM_THREADS`` the slot's share of the cores unless ``base`` sets
+    it, and the config travels as JSON in the environment rather than on the command line,
+    where other users of the machine could read a database password.
+    """
+    env = dict(base)
+    env[_CONFIG_ENV] = config.to_json()
+    env[_SLOT_ENV] = str(slot.index)
+    env[_PARENT_ENV] = str(os.getpid())
+    env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
+    if slot.gpu is not None:
+        env[_GPU_ENV] = slot.gpu
+    else:
+        env.pop(_GPU_ENV, None)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n_slots)))
+    return env
 
 
 def _signal_name(signum: int) -> str:

@@ -30,7 +30,13 @@ from optuna_nas import (
     spaces,
 )
 from optuna_nas._study import STUDY_PRUNER_ATTR, STUDY_SAMPLER_ATTR
-from optuna_nas._worker import RETRY_OF_ATTR, RETRY_REASON_ATTR, load_worker_study, trials_counted
+from optuna_nas._worker import (
+    RETRY_OF_ATTR,
+    RETRY_REASON_ATTR,
+    load_worker_study,
+    trials_counted,
+    worker_environment,
+)
 from optuna_nas.training import FAIL_REASON_ATTR
 
 SPACE = {"filters": [4, 8], "max_layers": 2}
@@ -68,6 +74,21 @@ def test_plan_slots_gives_each_gpu_its_jobs() -> None:
         plan_slots("0,0")
     with pytest.raises(WorkerError, match="either --gpus or --jobs"):
         plan_slots("0", jobs=2)
+
+
+def test_each_slot_sees_only_its_gpu_and_gets_the_config_in_its_environment() -> None:
+    config = WorkerConfig("postgresql://nas:s3cret@db/nas", "s", n_trials=8)
+    base = {"PATH": "/usr/bin", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    gpu = worker_environment(config, WorkerSlot(3, "1"), 4, base)
+    assert gpu["CUDA_VISIBLE_DEVICES"] == "1"
+    assert gpu["OPTUNA_NAS_WORKER_SLOT"] == "3"
+    assert WorkerConfig.from_json(gpu["OPTUNA_NAS_WORKER_CONFIG"]) == config
+    assert gpu["PATH"] == "/usr/bin" and int(gpu["OMP_NUM_THREADS"]) >= 1
+    cpu = worker_environment(config, WorkerSlot(0), 2, {**base, "OMP_NUM_THREADS": "3"})
+    assert cpu["CUDA_VISIBLE_DEVICES"] == ""  # a CPU worker cannot touch a GPU
+    assert cpu["OMP_NUM_THREADS"] == "3"
+    assert "OPTUNA_NAS_WORKER_GPU" not in cpu
+    assert base["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"  # the caller's mapping is untouched
 
 
 def test_worker_config_refuses_a_grace_period_within_the_heartbeat() -> None:

@@ -120,6 +120,10 @@ def test_killed_worker_trial_is_failed_and_retried_once(
     assert len(retries) == 1, [(t.number, t.state, t.system_attrs) for t in trials]
     assert retries[0].state == TrialState.COMPLETE
     assert retries[0].params == lost.params
+    # Every trial ran in a pool slot that saw no GPU (CPU workers).
+    for t in trials:
+        assert t.user_attrs["worker"]["slot"] in (0, 1)
+        assert t.user_attrs["worker"]["cuda_visible_devices"] == ""
     # Three trials counted over both workers, the lost one replaced by its retry.
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 3
     assert len(trials) == 4
