@@ -152,3 +152,13 @@ def test_sigterm_stops_the_pool_and_no_trial_stays_running(tmp_path: Path) -> No
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     assert sorted(t.user_attrs["retry_of"] for t in waiting) == [t.number for t in interrupted]
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_search_records_what_a_worker_rebuilds(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["search", "--n-trials", "1", "--dataset", "digits", "--epochs", "1"]
+    args += ["--space-arg", "max_layers=1", "--sampler", "evolution", "--pruner", "sha"]
+    assert main([*args, "--seed", "7", "--study-name", "s", "--no-progress"]) == 0
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna_nas.db'}")
+    assert study.user_attrs["optuna_nas:sampler"] == {"name": "evolution", "seed": 7}
+    assert study.user_attrs["optuna_nas:pruner"] == {"name": "sha"}
