@@ -66,18 +66,16 @@ def save_checkpoint(trial: optuna.Trial, model: nn.Module, artifact_store: Artif
         name: tensor.detach().to("cpu", copy=True).contiguous()
         for name, tensor in model.state_dict().items()
     }
-    fd, path = tempfile.mkstemp(suffix=".pt", prefix="optuna_nas_ckpt_")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(state, file)
+    # upload_artifact names the artifact after the file, so the dashboard lists checkpoint.pt.
+    with tempfile.TemporaryDirectory(prefix="optuna_nas_ckpt_") as folder:
+        path = os.path.join(folder, CHECKPOINT_FILENAME)
+        torch.save(state, path)
         artifact_id = optuna.artifacts.upload_artifact(
             artifact_store=artifact_store,
             file_path=path,
             study_or_trial=trial,
             mimetype=CHECKPOINT_MIMETYPE,
         )
-    finally:
-        os.unlink(path)
     trial.set_user_attr(CHECKPOINT_ATTR, artifact_id)
     return artifact_id
 

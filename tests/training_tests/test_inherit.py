@@ -122,7 +122,7 @@ def test_checkpoint_round_trip(store: SafeFileSystemArtifactStore) -> None:
     assert frozen.user_attrs[CHECKPOINT_ATTR] == artifact_id
     assert (store.root / artifact_id).is_file()
     metas = optuna.artifacts.get_all_artifact_meta(frozen, storage=study._storage)
-    assert [m.artifact_id for m in metas] == [artifact_id]
+    assert [(m.artifact_id, m.filename) for m in metas] == [(artifact_id, "checkpoint.pt")]
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
