@@ -7,7 +7,11 @@ Subcommands:
 * ``train-best``: rebuild the best architecture from storage, retrain it on train+valid
   and report its test accuracy;
 * ``benchmark``: compare samplers on a tabular benchmark (NAS-Bench-201) over many seeds
-  and print a table of the reported test accuracies.
+  and print a table of the reported test accuracies;
+* ``worker``: start and supervise worker processes (one per GPU slot, or CPU workers)
+  that run trials of a stored study, e.g. on several machines against one PostgreSQL;
+* ``dashboard``: serve the studies with optuna-dashboard and the artifact folder their
+  trials wrote to (architecture drawings, checkpoints).
 
 Bad input exits with status 2 and a one-line error, before anything is written.
 """
@@ -84,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--seed", type=int, default=0, help="seed of sampler, splits and init")
     search.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     search.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    search.add_argument(
+        "--artifact-dir",
+        default=None,
+        help="folder for the trials' drawings and checkpoints (default: the study's, else "
+        "optuna_nas_artifacts next to a SQLite file or in the working directory)",
+    )
+    search.add_argument(
+        "--inherit-weights",
+        action="store_true",
+        help="start each child of a sampler that records parents (evolution) from its "
+        "parent's checkpoint: tensors whose name and shape match are copied",
+    )
     search.set_defaults(handler=_search)
 
     best = sub.add_parser("best", help="print or export the best architecture as JSON")
@@ -139,7 +155,92 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", "-o", default=None, help="also write the table as Markdown")
     bench.add_argument("--json", default=None, help="also write every run's result as JSON")
     bench.set_defaults(handler=_benchmark)
+    _add_worker_parser(sub)
+
+    board = sub.add_parser(
+        "dashboard",
+        help="serve the studies with optuna-dashboard and their artifact store",
+        description="Start optuna-dashboard on the storage, with the artifact folder the "
+        "study recorded, so that the architecture drawings are previewed.",
+    )
+    _add_storage_args(board)
+    board.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    board.add_argument("--port", type=_port, default=8080, help="TCP port (default: 8080)")
+    board.add_argument(
+        "--artifact-dir", default=None, help="artifact folder (default: the study's)"
+    )
+    board.set_defaults(handler=_dashboard)
     return parser
+
+
+def _add_worker_parser(sub: Any) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="run trials of a stored study in supervised worker processes (GPUs or CPU)",
+        description="Start one worker process per slot (each GPU times --jobs-per-gpu, or "
+        "--jobs CPU workers) on the study that `optuna-nas search` created. Run the same "
+        "command on every machine that shares the storage.",
+    )
+    worker.add_argument("--storage", default=DEFAULT_STORAGE, help="storage URL")
+    worker.add_argument("--study-name", required=True, help="the study to work on")
+    worker.add_argument(
+        "--gpus",
+        default="auto",
+        help="auto (every visible GPU, else CPU), none, or GPU ids such as 0,1 (default: auto)",
+    )
+    worker.add_argument("--jobs-per-gpu", type=_positive_int, default=1, help="workers per GPU")
+    worker.add_argument("--jobs", type=_positive_int, default=None, help="number of CPU workers")
+    worker.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        default=None,
+        help="stop when the study holds N trials, counted over all workers (default: no limit)",
+    )
+    worker.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        help="each worker starts no trial after SEC s",
+    )
+    worker.add_argument("--sampler", default=None, help="override the study's sampler")
+    worker.add_argument("--pruner", default=None, help="override the study's pruner")
+    worker.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="sampler seed of worker k is SEED+k (default: fresh)",
+    )
+    worker.add_argument("--data-root", default=None, help="local root of torchvision datasets")
+    worker.add_argument(
+        "--artifact-dir",
+        default=None,
+        help="the study's artifact folder as this machine mounts it (default: as recorded)",
+    )
+    worker.add_argument(
+        "--heartbeat-interval", type=_positive_int, default=10, help="seconds (default: 10)"
+    )
+    worker.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        default=30,
+        help="a trial without heartbeat for SEC s is failed and retried once (default: 30)",
+    )
+    worker.add_argument(
+        "--storage-retries",
+        type=int,
+        default=5,
+        help="retries, with doubling backoff, of an unreachable storage (default: 5)",
+    )
+    worker.add_argument(
+        "--max-restarts", type=int, default=2, help="restarts of a crashed worker (default: 2)"
+    )
+    worker.add_argument(
+        "--stop-timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds workers get to stop after SIGINT/SIGTERM before they are killed",
+    )
+    worker.set_defaults(handler=_worker)
 
 
 def _add_storage_args(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +259,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -169,6 +277,7 @@ def _search(args: argparse.Namespace) -> int:
     import optuna
 
     from optuna_nas import data, pruners, samplers, spaces
+    from optuna_nas._artifacts import ArtifactError, default_artifact_dir, open_artifact_store
     from optuna_nas._storage import StorageError, mask_url, open_storage
     from optuna_nas._study import (
         ArchitectureObjective,
@@ -177,6 +286,7 @@ def _search(args: argparse.Namespace) -> int:
         best_trial,
         create_study,
     )
+    from optuna_nas._worker import OOMRetryCallback
     from optuna_nas.training import select_device
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -187,8 +297,10 @@ def _search(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"unknown dataset {args.dataset!r}; choose one of: {', '.join(data.available())}"
             )
-        sampler = samplers.create(args.sampler, seed=args.seed, space=space)
-        pruner = pruners.create(args.pruner, max_step=args.epochs - 1)
+        # Built here to refuse bad names before the storage is touched; create_study
+        # builds them again from the names, which it stores for `optuna-nas worker`.
+        samplers.create(args.sampler, seed=args.seed, space=space)
+        pruners.create(args.pruner, max_step=args.epochs - 1)
         select_device(args.device)
         training = TrainingConfig(
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device
@@ -203,16 +315,22 @@ def _search(args: argparse.Namespace) -> int:
     study_name = args.study_name or f"{args.space}-{args.dataset}"
     try:
         storage = open_storage(args.storage)
+        artifact_dir = _artifact_dir(args, storage, study_name) or default_artifact_dir(
+            args.storage
+        )
+        artifact_store = open_artifact_store(artifact_dir)
         study = create_study(
             storage=storage,
             study_name=study_name,
             space=space,
             dataset=dataset_config,
             training=training,
-            sampler=sampler,
-            pruner=pruner,
+            sampler=args.sampler,
+            pruner=args.pruner,
+            seed=args.seed,
+            artifact_dir=artifact_store.root,
         )
-    except (StorageError, ValueError) as err:
+    except (StorageError, ArtifactError, ValueError) as err:
         raise CLIError(str(err)) from None
 
     print(
@@ -221,21 +339,173 @@ def _search(args: argparse.Namespace) -> int:
         f"pruner={args.pruner}, epochs={args.epochs}, storage={mask_url(args.storage)}, "
         f"study={study_name!r}"
     )
-    objective = ArchitectureObjective(space, dataset, training, seed=args.seed)
+    objective = ArchitectureObjective(
+        space,
+        dataset,
+        training,
+        seed=args.seed,
+        artifact_store=artifact_store,
+        inherit_weights=args.inherit_weights,
+    )
     study.optimize(
         objective,
         n_trials=args.n_trials,
         timeout=args.timeout,
         show_progress_bar=not args.no_progress,
+        callbacks=[OOMRetryCallback()],
     )
+    _save_plots(study)
     try:
         best = best_trial(study)
     except ValueError as err:
         raise CLIError(str(err)) from None
     _print_best(study, best)
+    print(f"Artifacts (architecture drawings, checkpoints): {artifact_store.root}")
     print("Inspect the study with:")
-    print(f"  optuna-dashboard {mask_url(args.storage)}")
+    print(f"  optuna-nas dashboard --storage {mask_url(args.storage)} --study-name {study_name}")
     return 0
+
+
+def _artifact_dir(args: argparse.Namespace, storage: Any, study_name: str | None) -> Path | None:
+    """``--artifact-dir``, else the folder the study recorded, else ``None``.
+
+    Raises:
+        CLIError: If ``--artifact-dir`` names another folder than the study recorded.
+    """
+    from optuna_nas.dashboard import find_artifact_dir
+
+    try:
+        stored = find_artifact_dir(storage, study_name)
+    except ValueError:  # a new study (unknown name) or several folders: nothing recorded
+        stored = None
+    if args.artifact_dir is None:
+        return stored
+    given = Path(args.artifact_dir).expanduser().resolve()
+    if stored is not None and stored != given:
+        raise CLIError(
+            f"study {study_name!r} keeps its artifacts in {str(stored)!r}, not {str(given)!r}; "
+            f"pass --artifact-dir {stored} or leave it out"
+        )
+    return given
+
+
+def _save_plots(study: Any) -> None:
+    """Saves the dashboard's custom plots, or says why it cannot."""
+    from optuna_nas.dashboard import save_plots
+
+    try:
+        save_plots(study)
+    except ImportError as err:
+        print(f"Skipped the dashboard plots: {err}", file=sys.stderr)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from optuna_nas._artifacts import ArtifactError, default_artifact_dir
+    from optuna_nas._storage import StorageError, mask_url, open_storage
+    from optuna_nas.dashboard import find_artifact_dir, run_dashboard
+
+    artifact_dir: Path | None
+    try:
+        storage = open_storage(args.storage)
+        names = [s.study_name for s in storage.get_all_studies()]
+        if args.artifact_dir is not None:
+            artifact_dir = Path(args.artifact_dir).expanduser().resolve()
+            if not artifact_dir.is_dir():
+                raise CLIError(
+                    f"artifact folder {str(artifact_dir)!r} does not exist; pass the folder "
+                    "`optuna-nas search` wrote to, or leave --artifact-dir out"
+                )
+        else:
+            artifact_dir = find_artifact_dir(storage, args.study_name)
+        if args.study_name is not None and args.study_name not in names:
+            raise CLIError(
+                f"no study named {args.study_name!r} in the storage; it holds: "
+                f"{', '.join(names) or 'none'}"
+            )
+    except (StorageError, ValueError) as err:
+        raise CLIError(str(err)) from None
+    if artifact_dir is None and default_artifact_dir(args.storage).is_dir():
+        artifact_dir = default_artifact_dir(args.storage)
+    elif artifact_dir is not None and not artifact_dir.is_dir():
+        print(
+            f"optuna-nas dashboard: the study's artifact folder {str(artifact_dir)!r} does not "
+            "exist on this machine, so drawings are not shown; pass --artifact-dir",
+            file=sys.stderr,
+        )
+        artifact_dir = None
+    url = f"http://{args.host}:{args.port}/dashboard"
+    if args.study_name is not None:
+        url += f"/studies/{storage.get_study_id_from_name(args.study_name)}"
+    print(
+        f"optuna-dashboard for {mask_url(args.storage)} at {url}\n"
+        f"artifacts: {artifact_dir if artifact_dir is not None else 'none found'}; "
+        "press Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        run_dashboard(storage, host=args.host, port=args.port, artifact_dir=artifact_dir)
+    except (ImportError, ArtifactError) as err:
+        raise CLIError(str(err)) from None
+    except OSError as err:
+        raise CLIError(
+            f"cannot serve on {args.host}:{args.port}: {err.strerror or err}; choose another "
+            "--port or --host"
+        ) from None
+    except KeyboardInterrupt:
+        print("optuna-nas dashboard: stopped", file=sys.stderr)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import optuna
+
+    from optuna_nas import data
+    from optuna_nas._storage import StorageError, mask_url, open_storage
+    from optuna_nas._study import STUDY_DATASET_ATTR
+    from optuna_nas._worker import (
+        WorkerConfig,
+        WorkerError,
+        WorkerPool,
+        _artifact_store,
+        load_worker_study,
+        plan_slots,
+    )
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        config = WorkerConfig(
+            storage=args.storage,
+            study_name=args.study_name,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            sampler=args.sampler,
+            pruner=args.pruner,
+            seed=args.seed,
+            data_root=str(Path(args.data_root).resolve()) if args.data_root else None,
+            artifact_dir=str(Path(args.artifact_dir).resolve()) if args.artifact_dir else None,
+            heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
+            storage_retries=args.storage_retries,
+        )
+        slots = plan_slots(args.gpus, args.jobs_per_gpu, args.jobs)
+        # Checked here, once, so that bad input gives one error instead of one per worker.
+        study = load_worker_study(open_storage(args.storage), config, slots[0])
+        dataset = study.user_attrs.get(STUDY_DATASET_ATTR, {}).get("name")
+        if dataset is not None and dataset not in data.available():
+            raise WorkerError(f"the study's dataset {dataset!r} is not available here")
+        _artifact_store(study, config)
+    except (StorageError, WorkerError) as err:
+        raise CLIError(str(err)) from None
+    print(
+        f"optuna-nas worker: {len(slots)} worker(s) on study {args.study_name!r} in "
+        f"{mask_url(args.storage)}"
+        + (f", {args.n_trials} trials in all" if args.n_trials else ""),
+        file=sys.stderr,
+    )
+    pool = WorkerPool(
+        config, slots, max_restarts=args.max_restarts, stop_timeout=args.stop_timeout
+    )
+    return pool.run()
 
 
 def _print_best(study: Any, best: Any) -> None:

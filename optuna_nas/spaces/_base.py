@@ -293,6 +293,13 @@ class Architecture:
         """:meth:`to_dict` as a compact JSON string."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
+    def to_svg(self) -> str:
+        """A drawing of the architecture as an SVG document (see
+        :func:`optuna_nas.spaces.draw_architecture`)."""
+        from optuna_nas.spaces._draw import draw_architecture
+
+        return draw_architecture(self)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
         """Rebuilds an architecture from :meth:`to_dict` output, validating its parameters.

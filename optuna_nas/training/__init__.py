@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 from optuna_nas.training._device import seed_everything, select_device
+from optuna_nas.training._fidelity import Fidelity
 from optuna_nas.training._fit import (
     FAIL_REASON_ATTR,
     FitResult,
     TrainingDiverged,
     evaluate,
     fit,
+    measure_latency,
+)
+from optuna_nas.training._inherit import (
+    CHECKPOINT_ATTR,
+    INHERITED_ATTR,
+    MODEL_TENSORS_ATTR,
+    InheritanceWarning,
+    inherit_weights,
+    load_checkpoint,
+    save_checkpoint,
 )
 
 __all__ = [
+    "CHECKPOINT_ATTR",
     "FAIL_REASON_ATTR",
+    "Fidelity",
+    "INHERITED_ATTR",
+    "MODEL_TENSORS_ATTR",
     "FitResult",
+    "InheritanceWarning",
     "TrainingDiverged",
     "evaluate",
     "fit",
+    "inherit_weights",
+    "load_checkpoint",
+    "measure_latency",
+    "save_checkpoint",
     "seed_everything",
     "select_device",
 ]

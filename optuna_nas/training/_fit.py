@@ -6,7 +6,9 @@ import contextlib
 import gc
 import logging
 import math
+import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,17 +16,24 @@ import torch
 from torch import nn
 
 from optuna_nas.nn import count_params, estimate_flops
+from optuna_nas.pruners._objective import report_and_check
 from optuna_nas.training._device import select_device
+from optuna_nas.training._fidelity import Fidelity, apply_fidelity
+from optuna_nas.training._inherit import INHERITED_ATTR, MODEL_TENSORS_ATTR, inherit_weights
 
 if TYPE_CHECKING:
     import optuna
 
     from optuna_nas.data import Dataset, Split
+    from optuna_nas.spaces import Architecture
 
 _logger = logging.getLogger(__name__)
 
 GPU_RESIDENT_LIMIT_BYTES = 4 * 2**30
 """Datasets up to this size are copied to the GPU once instead of batch by batch."""
+
+LATENCY_REPEATS = 5
+"""Timed forward passes behind the ``latency_ms`` user attribute (after one warm-up)."""
 
 FAIL_REASON_ATTR = "fail_reason"
 """User attribute that says why :func:`fit` failed a trial (``oom``, ``nan_loss``)."""
@@ -53,6 +62,10 @@ class FitResult:
         samples_per_second: Training throughput.
         device: Where it trained.
         peak_memory_mb: Peak CUDA memory allocated, or ``None`` off CUDA.
+        latency_ms: Median wall time of one inference forward pass on a batch of
+            ``batch_size`` validation examples, in eval mode on the training device (see
+            :data:`LATENCY_REPEATS`).
+        inherited_tensors: Tensors copied from ``init_state_dict``; ``None`` without one.
     """
 
     valid_accuracy: float
@@ -66,6 +79,8 @@ class FitResult:
     samples_per_second: float = 0.0
     device: str = "cpu"
     peak_memory_mb: float | None = None
+    latency_ms: float = math.nan
+    inherited_tensors: int | None = None
 
     @property
     def learning_curve(self) -> list[float]:
@@ -74,7 +89,7 @@ class FitResult:
 
 
 def fit(
-    model: nn.Module,
+    model: nn.Module | Architecture,
     data: Dataset,
     *,
     trial: optuna.trial.BaseTrial | None = None,
@@ -89,6 +104,8 @@ def fit(
     channels_last: bool | None = None,
     compile: bool = False,
     evaluate_test: bool = False,
+    init_state_dict: Mapping[str, torch.Tensor] | None = None,
+    fidelity: Fidelity | None = None,
 ) -> FitResult:
     """Trains ``model`` on ``data.train`` and scores it on ``data.valid`` every epoch.
 
@@ -108,10 +125,14 @@ def fit(
     out-of-memory error propagates.
 
     Args:
-        model: The network, e.g. from :meth:`optuna_nas.Architecture.build`.
+        model: The network, e.g. from :meth:`optuna_nas.Architecture.build`, or an
+            :class:`~optuna_nas.Architecture`, which is built here after
+            ``torch.manual_seed(seed)``, at the fidelity's width and input shape.
         data: Dataset with ``train``, ``valid`` and ``test`` splits
             (see :func:`optuna_nas.data.load`).
         trial: Trial to report to and prune through; ``None`` trains without reporting.
+            In a multi-objective study, values go through the study's
+            :class:`optuna_nas.pruners.ObjectivePruner`; without one nothing is reported.
         epochs: Training epochs; also the last step reported.
         batch_size: Examples per step.
         lr: Peak learning rate of AdamW.
@@ -124,13 +145,23 @@ def fit(
         channels_last: Memory format for 4-D inputs; ``None`` enables it on CUDA.
         compile: Wrap the model in ``torch.compile``.
         evaluate_test: Also score ``data.test`` after the last epoch.
+        fidelity: A :class:`~optuna_nas.training.Fidelity` to train at: its ``epochs``
+            replace ``epochs``, its ``data_fraction`` and ``resolution`` reduce ``data``
+            (the subset drawn with ``seed``), and its ``width_multiplier`` needs ``model``
+            to be an Architecture.
+        init_state_dict: Warm-start weights, e.g. a parent's checkpoint from
+            :func:`optuna_nas.training.load_checkpoint`: every tensor whose name and shape
+            match is copied into ``model`` before training (see
+            :func:`optuna_nas.training.inherit_weights`), and the count goes to the
+            ``inherited_tensors`` and ``model_tensors`` user attributes.
 
     Returns:
         A :class:`FitResult`.
 
     Raises:
         optuna.TrialPruned: When the trial's pruner stops the run.
-        ValueError: For non-positive ``epochs`` or ``batch_size``.
+        ValueError: For non-positive ``epochs`` or ``batch_size``, or a width multiplier
+            with a module already built.
 
     Example:
         .. code-block:: python
@@ -148,6 +179,9 @@ def fit(
             optuna.create_study(direction="maximize").optimize(objective, n_trials=3)
     """
 
+    if fidelity is not None and fidelity.epochs is not None:
+        epochs = fidelity.epochs
+    model, data = apply_fidelity(model, data, fidelity, seed=seed)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     dev = select_device(device)
@@ -157,6 +191,7 @@ def fit(
         channels_last = dev.type == "cuda" and is_image
     memory_format = torch.channels_last if channels_last and is_image else None
 
+    inherited = None if init_state_dict is None else inherit_weights(model, init_state_dict)
     n_params = count_params(model)
     flops = estimate_flops(model, data.input_shape)
     model.to(dev)
@@ -171,10 +206,21 @@ def fit(
         n_params=n_params,
         flops=flops,
         device=str(dev),
+        inherited_tensors=inherited,
     )
     _set_attrs(trial, n_params=n_params, flops=flops, device=str(dev))
+    if inherited is not None:
+        _set_attrs(
+            trial,
+            **{INHERITED_ATTR: inherited, MODEL_TENSORS_ATTR: len(model.state_dict())},
+        )
 
     try:
+        source = data.valid if len(data.valid.y) else data.train
+        result.latency_ms = measure_latency(
+            model, source.x[:batch_size], dev, amp=use_amp, memory_format=memory_format
+        )
+        _set_attrs(trial, latency_ms=round(result.latency_ms, 4))
         _train(
             model,
             data,
@@ -296,12 +342,10 @@ def _train(
             seconds_per_epoch=round(result.seconds_per_epoch, 4),
             samples_per_second=round(result.samples_per_second, 1),
         )
-        if trial is not None:
-            trial.report(accuracy, epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(
-                    f"pruned after epoch {epoch} at validation accuracy {accuracy:.4f}"
-                )
+        if trial is not None and report_and_check(trial, accuracy, epoch):
+            raise optuna.TrialPruned(
+                f"pruned after epoch {epoch} at validation accuracy {accuracy:.4f}"
+            )
 
     if evaluate_test:
         test = _place(data.test, dev)
@@ -314,6 +358,61 @@ def _train(
             memory_format=memory_format,
         )
         _set_attrs(trial, test_accuracy=result.test_accuracy)
+
+
+@torch.no_grad()
+def measure_latency(
+    model: nn.Module,
+    x: torch.Tensor,
+    device: str | torch.device | None = None,
+    *,
+    repeats: int = LATENCY_REPEATS,
+    amp: bool = True,
+    memory_format: torch.memory_format | None = None,
+) -> float:
+    """Median milliseconds of one inference forward pass of ``model`` on the batch ``x``.
+
+    The model runs in eval mode (restored afterwards) under the same autocast as
+    :func:`evaluate`; one untimed pass warms up kernels and caches, then ``repeats`` passes
+    are timed, synchronising CUDA around each. Nothing in the model changes: batch-norm
+    statistics are not updated and no random numbers are drawn.
+
+    Args:
+        model: The network, already on ``device``.
+        x: One input batch (e.g. ``batch_size`` validation examples).
+        device: Where to run; ``None`` uses the model's device.
+        repeats: Timed passes, at least 1.
+        amp: Use bfloat16 autocast on CUDA.
+        memory_format: Memory format for 4-D inputs.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    dev = _model_device(model) if device is None else torch.device(device)
+    x = x.to(dev)
+    if memory_format is not None:
+        x = x.contiguous(memory_format=memory_format)
+    was_training = model.training
+    model.eval()
+    times = []
+    try:
+        for i in range(repeats + 1):
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            start = time.perf_counter()
+            with _autocast(dev, amp):
+                model(x)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            if i:
+                times.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return statistics.median(times) * 1000.0
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 @torch.no_grad()
@@ -337,11 +436,7 @@ def evaluate(
         memory_format: Memory format for 4-D inputs.
     """
     x_all, y_all = split if isinstance(split, tuple) else (split.x, split.y)
-    if device is None:
-        param = next(model.parameters(), None)
-        dev = param.device if param is not None else torch.device("cpu")
-    else:
-        dev = torch.device(device)
+    dev = _model_device(model) if device is None else torch.device(device)
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=dev)

@@ -40,7 +40,10 @@ def test_search_best_and_train_best_end_to_end(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "optuna_nas.db").is_file()
     assert "Best architecture: chain:" in run.stdout
-    assert "optuna-dashboard sqlite:///optuna_nas.db" in run.stdout
+    assert (
+        "optuna-nas dashboard --storage sqlite:///optuna_nas.db --study-name chain-digits"
+        in run.stdout
+    )
 
     best = subprocess.run(
         [*_cli(), "best"], cwd=tmp_path, capture_output=True, text=True, timeout=120

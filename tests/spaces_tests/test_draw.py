@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optuna_nas import spaces
-from optuna_nas.spaces import Architecture, draw_architecture
+from optuna_nas.spaces import draw_architecture
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -137,7 +137,4 @@ def test_hierarchical_draws_the_cell_and_each_used_motif() -> None:
         f"motif{m} (level 2)" for m in used
     ]
     cell_edges = [op for row in genotype.cell for op in row if op != "none"]
-    assert sorted(t for t in texts if t in {f"motif{m}" for m in range(3)}) == sorted(
-        cell_edges
-    )
-
+    assert sorted(t for t in texts if t in {f"motif{m}" for m in range(3)}) == sorted(cell_edges)
