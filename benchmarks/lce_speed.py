@@ -286,7 +286,7 @@ def report(
         "1.0); both pruners decide on the same frozen trial at every step; decisions are "
         "timed, not acted on",
         "- lce: `pruners.create('lce', max_step=len(curve) - 1)` (defaults: min_steps = "
-        "max(5, (max_step + 1) // 5), warm-started refits); median: "
+        "max(4, (max_step + 1) // 8), warm-started refits); median: "
         "`pruners.create('median', max_step=...)`",
         "- 'fitting decisions': steps from min_steps to max_step - 1, where lce fits the "
         "curve; 'all calls': every step",

@@ -15,7 +15,9 @@ Two sets of curves:
 
 Every replay runs, on the same order, each pruner in a real single-worker Optuna study
 with in-memory storage (:func:`optuna_nas.benchmarks.replay_study`): ours, ``lce`` and
-``fidelity`` (when :func:`optuna_nas.pruners.available` has it), Optuna's
+``fidelity`` (when :func:`optuna_nas.pruners.available` has it; ``lce-untuned`` is the
+learning-curve pruner with its defaults before they were tuned on the MNIST-1D bank:
+``min_steps=max(5, (max_step + 1) // 5)``, no threshold ramp), Optuna's
 ``MedianPruner``, ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` as
 :func:`optuna_nas.pruners.create` builds them, and no pruning; plus the baseline that
 trains every trial one step and finishes only the top ``--top-k`` fraction.
@@ -74,6 +76,7 @@ PrunerFactory = Callable[[int], optuna.pruners.BasePruner]
 
 METHOD_LABELS = {
     "lce": "ours: lce (LearningCurvePruner)",
+    "lce-untuned": "ours: lce, defaults before tuning",
     "fidelity": "ours: fidelity (LowFidelityPruner)",
     "median": "Optuna MedianPruner",
     "sha": "Optuna SuccessiveHalvingPruner",
@@ -140,10 +143,21 @@ def load_lcdb(
     return out
 
 
+def _lce_before_tuning(max_step: int) -> optuna.pruners.BasePruner:
+    # LearningCurvePruner's defaults before they were tuned on the MNIST-1D bank.
+    return pruners.LearningCurvePruner(
+        max_step=max_step, min_steps=max(5, (max_step + 1) // 5), ramp_steps=1
+    )
+
+
 def pruner_factories(names: Sequence[str]) -> dict[str, PrunerFactory]:
-    """Method name -> ``max_step -> pruner``, for the names :mod:`optuna_nas.pruners` has."""
+    """Method name -> ``max_step -> pruner``, for the names :mod:`optuna_nas.pruners` has,
+    plus ``lce-untuned`` (the learning-curve pruner's defaults before tuning)."""
     out: dict[str, PrunerFactory] = {}
     for name in names:
+        if name == "lce-untuned":
+            out[name] = _lce_before_tuning
+            continue
         if name not in pruners.available():
             print(f"pruner {name!r} is not available here; skipped", file=sys.stderr)
             continue
@@ -280,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pruners",
         nargs="+",
-        default=["lce", "fidelity", "median", "sha", "hyperband", "none"],
+        default=["lce", "lce-untuned", "fidelity", "median", "sha", "hyperband", "none"],
     )
     parser.add_argument("--top-k", type=float, nargs="*", default=[0.1, 0.25])
     parser.add_argument("--seed", type=int, default=0)
