@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +38,9 @@ class ChainSpace(SearchSpace):
 
     A name keeps one distribution wherever it appears, as Optuna requires: ``kernel_size``
     of a conv and of a pool share the same choices. The network ends with global average
-    pooling and a linear classifier.
+    pooling and a linear classifier. The built :class:`torch.nn.Sequential` names its
+    children ``input``, ``layer0``, ``layer1``, ... and ``classifier``, matching the decision
+    names, so a parameter keeps its name when a mutation changes the depth.
 
     Args:
         min_layers: Fewest layers.
@@ -124,12 +127,14 @@ class ChainSpace(SearchSpace):
         width_multiplier: float = 1.0,
     ) -> nn.Module:
         adapter, width, dim = input_adapter(self.choices.flat, input_shape)
-        modules: list[nn.Module] = [adapter]
-        for spec in genotype:
-            layer, width = build_layer(spec, dim, width, width_multiplier)
-            modules.append(layer)
-        modules.append(Classifier(width, num_classes))
-        return nn.Sequential(*modules)
+        # Named children keep parameter names stable across depths: the classifier is
+        # ``classifier.*`` whatever the layer count, so weight inheritance copies it when a
+        # mutation adds or removes a layer.
+        modules: OrderedDict[str, nn.Module] = OrderedDict(input=adapter)
+        for i, spec in enumerate(genotype):
+            modules[f"layer{i}"], width = build_layer(spec, dim, width, width_multiplier)
+        modules["classifier"] = Classifier(width, num_classes)
+        return nn.Sequential(modules)
 
     def describe(self, genotype: Any) -> str:
         return " > ".join(spec.describe() for spec in genotype)
