@@ -126,6 +126,11 @@ class ArchitectureObjective:
             the count goes to the ``inherited_tensors`` user attribute. A parent without a
             usable checkpoint gives a warning and training from scratch. Needs
             ``artifact_store``.
+        inherit_lr_scale: Peak learning rate of the tensors a child inherited, as a
+            fraction of ``training.lr`` (see ``fit``'s argument of the same name); fresh
+            tensors train at ``training.lr``. ``None`` takes
+            :data:`optuna_nas.training.INHERIT_LR_SCALE`, chosen by measuring evolution
+            children (BENCHMARKS.md); lower it when parents have converged.
 
     Example:
         .. code-block:: python
@@ -146,7 +151,17 @@ class ArchitectureObjective:
         seed: int = 0,
         artifact_store: ArtifactStore | None = None,
         inherit_weights: bool = False,
+        inherit_lr_scale: float | None = None,
     ) -> None:
+        from optuna_nas.training import INHERIT_LR_SCALE
+
+        if inherit_lr_scale is None:
+            inherit_lr_scale = INHERIT_LR_SCALE
+        if not inherit_lr_scale > 0:
+            raise ValueError(
+                f"inherit_lr_scale must be positive (a fraction of the training lr, 1.0 for "
+                f"the full rate), got {inherit_lr_scale!r}"
+            )
         if inherit_weights and artifact_store is None:
             raise ValueError(
                 "inherit_weights=True needs an artifact store to keep the parents' weights; "
@@ -158,6 +173,7 @@ class ArchitectureObjective:
         self.seed = seed
         self.artifact_store = artifact_store
         self.inherit_weights = inherit_weights
+        self.inherit_lr_scale = inherit_lr_scale
 
     def __call__(self, trial: optuna.Trial) -> float:
         from optuna_nas.training import fit, seed_everything
@@ -181,6 +197,7 @@ class ArchitectureObjective:
                 seed=seed,
                 evaluate_test=True,
                 init_state_dict=self._parent_weights(trial) if self.inherit_weights else None,
+                inherit_lr_scale=self.inherit_lr_scale,
             )
         except optuna.TrialPruned:
             # Samplers may still pick a pruned trial as a parent.

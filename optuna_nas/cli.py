@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
         help="start each child of a sampler that records parents (evolution) from its "
         "parent's checkpoint: tensors whose name and shape match are copied",
     )
+    search.add_argument(
+        "--inherit-lr-scale",
+        type=_positive_float,
+        default=None,
+        metavar="SCALE",
+        help="with --inherit-weights, the peak learning rate of an inherited child as a "
+        "fraction of --lr (default: optuna_nas.training.INHERIT_LR_SCALE; 1.0 for the "
+        "full rate)",
+    )
     search.set_defaults(handler=_search)
 
     best = sub.add_parser("best", help="print or export the best architecture as JSON")
@@ -346,6 +355,7 @@ def _search(args: argparse.Namespace) -> int:
         seed=args.seed,
         artifact_store=artifact_store,
         inherit_weights=args.inherit_weights,
+        inherit_lr_scale=args.inherit_lr_scale,
     )
     study.optimize(
         objective,

@@ -14,8 +14,10 @@ from optuna_nas.training._fit import (
 )
 from optuna_nas.training._inherit import (
     CHECKPOINT_ATTR,
+    INHERIT_LR_SCALE,
     INHERITED_ATTR,
     MODEL_TENSORS_ATTR,
+    PEAK_LR_ATTR,
     InheritanceWarning,
     inherit_weights,
     load_checkpoint,
@@ -26,8 +28,10 @@ __all__ = [
     "CHECKPOINT_ATTR",
     "FAIL_REASON_ATTR",
     "Fidelity",
+    "INHERIT_LR_SCALE",
     "INHERITED_ATTR",
     "MODEL_TENSORS_ATTR",
+    "PEAK_LR_ATTR",
     "FitResult",
     "InheritanceWarning",
     "TrainingDiverged",

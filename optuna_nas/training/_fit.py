@@ -19,7 +19,13 @@ from optuna_nas.nn import count_params, estimate_flops
 from optuna_nas.pruners._objective import report_and_check
 from optuna_nas.training._device import select_device
 from optuna_nas.training._fidelity import Fidelity, apply_fidelity
-from optuna_nas.training._inherit import INHERITED_ATTR, MODEL_TENSORS_ATTR, inherit_weights
+from optuna_nas.training._inherit import (
+    INHERIT_LR_SCALE,
+    INHERITED_ATTR,
+    MODEL_TENSORS_ATTR,
+    PEAK_LR_ATTR,
+    copy_matching,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -105,6 +111,7 @@ def fit(
     compile: bool = False,
     evaluate_test: bool = False,
     init_state_dict: Mapping[str, torch.Tensor] | None = None,
+    inherit_lr_scale: float = INHERIT_LR_SCALE,
     fidelity: Fidelity | None = None,
 ) -> FitResult:
     """Trains ``model`` on ``data.train`` and scores it on ``data.valid`` every epoch.
@@ -154,14 +161,21 @@ def fit(
             match is copied into ``model`` before training (see
             :func:`optuna_nas.training.inherit_weights`), and the count goes to the
             ``inherited_tensors`` and ``model_tensors`` user attributes.
+        inherit_lr_scale: The parameters copied from ``init_state_dict`` train at a peak
+            learning rate of ``lr * inherit_lr_scale``; freshly initialised ones (a
+            mutated layer) keep ``lr``. Below 1, an inherited network is fine-tuned
+            rather than retrained at the full rate (see
+            :data:`optuna_nas.training.INHERIT_LR_SCALE`, the measured default). Ignored
+            without ``init_state_dict``; the inherited tensors' peak rate goes to the
+            ``peak_lr`` user attribute.
 
     Returns:
         A :class:`FitResult`.
 
     Raises:
         optuna.TrialPruned: When the trial's pruner stops the run.
-        ValueError: For non-positive ``epochs`` or ``batch_size``, or a width multiplier
-            with a module already built.
+        ValueError: For non-positive ``epochs``, ``batch_size`` or ``inherit_lr_scale``,
+            or a width multiplier with a module already built.
 
     Example:
         .. code-block:: python
@@ -184,6 +198,11 @@ def fit(
     model, data = apply_fidelity(model, data, fidelity, seed=seed)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    if not inherit_lr_scale > 0:
+        raise ValueError(
+            f"inherit_lr_scale must be positive (a fraction of lr, 1.0 for the full rate), "
+            f"got {inherit_lr_scale!r}"
+        )
     dev = select_device(device)
     use_amp = amp and dev.type == "cuda"
     is_image = data.train.x.dim() == 4
@@ -191,7 +210,9 @@ def fit(
         channels_last = dev.type == "cuda" and is_image
     memory_format = torch.channels_last if channels_last and is_image else None
 
-    inherited = None if init_state_dict is None else inherit_weights(model, init_state_dict)
+    copied = None if init_state_dict is None else copy_matching(model, init_state_dict)
+    inherited = None if copied is None else len(copied)
+    params = _param_groups(model, lr, copied, inherit_lr_scale)
     n_params = count_params(model)
     flops = estimate_flops(model, data.input_shape)
     model.to(dev)
@@ -214,6 +235,7 @@ def fit(
             trial,
             **{INHERITED_ATTR: inherited, MODEL_TENSORS_ATTR: len(model.state_dict())},
         )
+        _set_attrs(trial, **{PEAK_LR_ATTR: lr * inherit_lr_scale if inherited else lr})
 
     try:
         source = data.valid if len(data.valid.y) else data.train
@@ -229,7 +251,7 @@ def fit(
             dev,
             epochs=epochs,
             batch_size=batch_size,
-            lr=lr,
+            params=params,
             weight_decay=weight_decay,
             label_smoothing=label_smoothing,
             seed=seed,
@@ -264,7 +286,7 @@ def _train(
     *,
     epochs: int,
     batch_size: int,
-    lr: float,
+    params: list[dict[str, Any]],
     weight_decay: float,
     label_smoothing: float,
     seed: int,
@@ -283,7 +305,7 @@ def _train(
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
 
     step_model: nn.Module = torch.compile(model) if compile else model  # type: ignore[assignment]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(params, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     train_seconds = 0.0
@@ -311,7 +333,7 @@ def _train(
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"training loss became {train_loss} in epoch {epoch}; lower the learning rate "
-                f"(now {lr}) or check the inputs for NaN"
+                f"(now {max(g['lr'] for g in params)}) or check the inputs for NaN"
             )
         accuracy = evaluate(
             step_model,
@@ -485,6 +507,24 @@ def _autocast(dev: torch.device, enabled: bool) -> contextlib.AbstractContextMan
     if enabled and dev.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _param_groups(
+    model: nn.Module, lr: float, copied: set[str] | None, inherit_lr_scale: float
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups: inherited parameters at ``lr * inherit_lr_scale``.
+
+    Freshly initialised parameters (a mutated layer) keep the full ``lr``: only what was
+    already trained is fine-tuned gently.
+    """
+    if not copied:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if n in copied], "lr": lr * inherit_lr_scale},
+        {"params": [p for n, p in named if n not in copied], "lr": lr},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 def _set_attrs(trial: optuna.trial.BaseTrial | None, **attrs: Any) -> None:

@@ -36,6 +36,20 @@ INHERITED_ATTR = "inherited_tensors"
 """Trial user attribute: tensors copied from the parent's checkpoint."""
 MODEL_TENSORS_ATTR = "model_tensors"
 """Trial user attribute: tensors (parameters and buffers) in the model's state dict."""
+PEAK_LR_ATTR = "peak_lr"
+"""Trial user attribute of a warm-started run: the peak learning rate of its inherited
+tensors (see ``fit``'s ``inherit_lr_scale``)."""
+INHERIT_LR_SCALE = 1.0
+"""Default peak learning rate of the inherited tensors of a warm-started run, as a fraction
+of the scratch one (freshly initialised tensors always train at the full rate).
+
+Restarting a nearly converged parent at the full peak rate of a fresh cosine schedule can
+cost it some accuracy, so continuing gently is tempting (Elsken, Metzen and Hutter, ICLR
+2019, train each morphed child briefly with cosine annealing). Measured on evolution
+children on MNIST-1D (BENCHMARKS.md), a reduced rate (0.3 or 0.1) lost more than it saved:
+most children are far from converged and need the full rate to move away from their
+parent's solution. Hence 1.0, as in Real et al. (ICML 2017), where children keep training
+at the usual rate; lower it for long training budgets whose parents have converged."""
 CHECKPOINT_FILENAME = "checkpoint.pt"
 CHECKPOINT_MIMETYPE = "application/x-pytorch-state-dict"
 
@@ -120,7 +134,12 @@ def inherit_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) ->
     Returns:
         How many tensors were copied; ``len(model.state_dict())`` is the total.
     """
-    copied = 0
+    return len(copy_matching(model, state_dict))
+
+
+def copy_matching(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> set[str]:
+    """:func:`inherit_weights`, returning the names of the copied tensors instead."""
+    copied = set()
     with torch.no_grad():
         # state_dict() tensors share storage with the module's parameters and buffers.
         for name, target in model.state_dict().items():
@@ -132,7 +151,7 @@ def inherit_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) ->
             ):
                 continue
             target.copy_(source)
-            copied += 1
+            copied.add(name)
     return copied
 
 

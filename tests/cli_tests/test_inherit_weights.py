@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from optuna_nas.cli import main
-from optuna_nas.training import CHECKPOINT_ATTR, INHERITED_ATTR, MODEL_TENSORS_ATTR
+from optuna_nas.training import CHECKPOINT_ATTR, INHERITED_ATTR, MODEL_TENSORS_ATTR, PEAK_LR_ATTR
 
 
 def test_search_inherit_weights_warm_starts_evolution_children(
@@ -15,7 +15,8 @@ def test_search_inherit_weights_warm_starts_evolution_children(
     monkeypatch.chdir(tmp_path)
     # The default population is 20, so trials 20 and 21 are children.
     args = (
-        "search --sampler evolution --inherit-weights --n-trials 22 --dataset digits "
+        "search --sampler evolution --inherit-weights --inherit-lr-scale 0.25 --lr 0.002 "
+        "--n-trials 22 --dataset digits "
         "--epochs 1 --space-arg filters=[4,8] --space-arg max_layers=2 --study-name inherit "
         "--no-progress"
     ).split()
@@ -28,7 +29,17 @@ def test_search_inherit_weights_warm_starts_evolution_children(
     assert [t.number for t in children] == [20, 21]
     for child in children:
         # The parent's checkpoint was loaded and matched; how many tensors match depends on
-        # the mutation (adding a layer renames the classifier, for one).
+        # the mutation (a new layer or a new width starts fresh).
         assert child.state == optuna.trial.TrialState.COMPLETE
         assert 0 <= child.user_attrs[INHERITED_ATTR] <= child.user_attrs[MODEL_TENSORS_ATTR]
+        if child.user_attrs[INHERITED_ATTR]:
+            assert child.user_attrs[PEAK_LR_ATTR] == pytest.approx(0.0005)
     assert sum(child.user_attrs[INHERITED_ATTR] for child in children) > 0
+
+
+def test_search_refuses_a_non_positive_inherit_lr_scale(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main("search --inherit-weights --inherit-lr-scale 0 --n-trials 1".split())
+    assert "--inherit-lr-scale" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from optuna_nas.training import (
     CHECKPOINT_ATTR,
     INHERITED_ATTR,
     MODEL_TENSORS_ATTR,
+    PEAK_LR_ATTR,
     InheritanceWarning,
     evaluate,
     fit,
@@ -283,6 +284,88 @@ def test_fit_inherits_only_matching_layers_of_a_mutated_child(digits: data.Datas
     )
 
 
+def test_a_mutation_that_changes_the_depth_keeps_the_classifier(digits: data.Dataset) -> None:
+    # The chain space names its modules layer0, layer1, ... and classifier, so adding or
+    # removing a layer renames nothing: a shallower child gets every tensor of its parent.
+    deeper = {**CONV_ARCH, "n_layers": 3, **_conv(2, 32)}
+    parent = _build(digits, deeper, seed=0)
+    child = _build(digits, CONV_ARCH, seed=1)
+    assert not torch.equal(child.classifier.linear.weight, parent.classifier.linear.weight)
+
+    assert inherit_weights(child, parent.state_dict()) == len(child.state_dict())
+    assert torch.equal(child.classifier.linear.weight, parent.classifier.linear.weight)
+    # The other way round, only the new layer starts fresh.
+    grown = _build(digits, deeper, seed=2)
+    fresh = {n: t.clone() for n, t in grown.state_dict().items() if n.startswith("layer2.")}
+    copied = inherit_weights(grown, child.state_dict())
+    assert copied == len(grown.state_dict()) - len(fresh)
+    assert all(torch.equal(grown.state_dict()[n], t) for n, t in fresh.items())
+
+
+def _largest_move(model: nn.Module, start: dict[str, torch.Tensor]) -> float:
+    return max((p.detach() - start[n]).abs().max().item() for n, p in model.named_parameters())
+
+
+def test_inherited_child_trains_at_the_scaled_peak_learning_rate(digits: data.Dataset) -> None:
+    parent = _build(digits, CONV_ARCH, seed=0)
+    start = {n: t.clone() for n, t in parent.state_dict().items()}
+    moves = {}
+    for scale in (1.0, 1e-6):
+        study = optuna.create_study(direction="maximize")
+        trial = study.ask()
+        child = _build(digits, CONV_ARCH, seed=1)
+        fit(
+            child,
+            digits,
+            trial=trial,
+            epochs=1,
+            lr=3e-3,
+            device="cpu",
+            init_state_dict=start,
+            inherit_lr_scale=scale,
+        )
+        assert trial.user_attrs[PEAK_LR_ATTR] == pytest.approx(3e-3 * scale)
+        moves[scale] = _largest_move(child, start)
+    # Adam moves a weight by about the learning rate per step, whatever the gradient.
+    assert moves[1.0] > 1e-3
+    assert moves[1e-6] < 1e-6
+
+    # A mutated layer starts fresh and trains at the full rate; the inherited ones do not.
+    mutated = _build(digits, {**CONV_ARCH, **_conv(1, 64, stride=2)}, seed=1)
+    own = {n: t.clone() for n, t in mutated.state_dict().items()}
+    fit(mutated, digits, epochs=1, device="cpu", init_state_dict=start, inherit_lr_scale=1e-6)
+    for name, param in mutated.named_parameters():
+        inherited = name.startswith("layer0.")
+        before = start[name] if inherited else own[name]
+        moved = (param.detach() - before).abs().max().item()
+        assert moved < 1e-6 if inherited else moved > 1e-4, name
+
+    # Nothing matched: the child is trained from scratch, at the full rate.
+    foreign = {n: t for n, t in _net(10).state_dict().items()}
+    child = _build(digits, CONV_ARCH, seed=1)
+    own = {n: t.clone() for n, t in child.state_dict().items()}
+    result = fit(
+        child,
+        digits,
+        epochs=1,
+        lr=3e-3,
+        device="cpu",
+        init_state_dict=foreign,
+        inherit_lr_scale=1e-6,
+    )
+    assert result.inherited_tensors == 0
+    assert _largest_move(child, own) > 1e-3
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.5, float("nan")])
+def test_non_positive_inherit_lr_scale_is_refused(digits: data.Dataset, scale: float) -> None:
+    model = _build(digits, CONV_ARCH, seed=0)
+    with pytest.raises(ValueError, match="inherit_lr_scale must be positive"):
+        fit(model, digits, epochs=1, device="cpu", inherit_lr_scale=scale)
+    with pytest.raises(ValueError, match="inherit_lr_scale must be positive"):
+        ArchitectureObjective(spaces.create("chain"), digits, inherit_lr_scale=scale)
+
+
 # ArchitectureObjective with a real evolution sampler, SQLite and an artifact folder.
 
 
@@ -296,6 +379,7 @@ def test_objective_saves_checkpoints_and_children_inherit(
         TrainingConfig(epochs=1, device="cpu"),
         artifact_store=store,
         inherit_weights=True,
+        inherit_lr_scale=0.5,
     )
     study = optuna.create_study(
         storage=sqlite_url,
@@ -315,6 +399,7 @@ def test_objective_saves_checkpoints_and_children_inherit(
     assert [t.number for t in children] == [2, 3]
     for child in children:
         assert 0 < child.user_attrs[INHERITED_ATTR] <= child.user_attrs[MODEL_TENSORS_ATTR]
+        assert child.user_attrs[PEAK_LR_ATTR] == pytest.approx(0.5 * TrainingConfig().lr)
 
     # Every parent's checkpoint disappears: the next child warns and trains from scratch.
     for path in store.root.iterdir():
