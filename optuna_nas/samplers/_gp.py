@@ -54,7 +54,12 @@ class ConditionalGPSampler(PlannedSampler):
 
     1. a BoTorch ``SingleTaskGP`` (RBF kernel with one lengthscale per column under
        dimension-scaled priors, standardized outcomes) is fitted per objective, and per
-       constraint when there are any. Hyperparameters are re-optimized, starting from
+       constraint when there are any. Objective values are first warped through their
+       ranks onto normal quantiles (a Gaussian copula, see
+       :func:`~optuna_nas.samplers._gp_model.warp_outcomes`): architecture scores are
+       heavily skewed, with a few broken architectures far below the rest, and on the
+       raw scale the GP cannot tell the good ones apart. Constraint values are not
+       warped, their sign matters. Hyperparameters are re-optimized, starting from
        the last ones, whenever the data has grown by 10% (every trial when the space is
        scored exhaustively, see 3.) or a new parameter appeared; in between, the GP keeps
        them and only conditions on the new trials;
@@ -124,6 +129,9 @@ class ConditionalGPSampler(PlannedSampler):
         Swersky, Duvenaud, Snoek, Hutter and Osborne, "Raiders of the Lost Architecture:
         Kernels for Bayesian Optimization in Conditional Parameter Spaces",
         arXiv:1409.4011, 2014.
+
+        Salinas, Shen and Perrone, "A Quantile-based Approach for Hyperparameter Transfer
+        Learning", ICML 2020 (the Gaussian copula transform of objectives).
 
     Example:
         .. code-block:: python
@@ -218,6 +226,8 @@ class ConditionalGPSampler(PlannedSampler):
         # space with analytic LogEI rather than Monte Carlo qLogNEI.
         self._analytic_ei = True
         self._exhaustive_batch_size = 4096
+        # Warp objective values by a Gaussian copula before fitting (see warp_outcomes).
+        self._warp = True
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # One plan at a time, so threads of one process see each other's plans.
@@ -275,6 +285,8 @@ class ConditionalGPSampler(PlannedSampler):
 
         X = encoding.encode([t.params for t in observed])
         Y = torch.tensor(scores, dtype=_gp_model.DTYPE)
+        if self._warp:
+            Y = _gp_model.warp_outcomes(Y)
         constraint_names = sorted({name for t in observed for name in t.constraints})
         violation = np.array(
             [

@@ -434,3 +434,21 @@ def test_canonicalizer_keeps_equivalent_cells_out(cap: int) -> None:
         if sampler.plan_attr in trial.system_attrs:
             earlier = {canonicalize(t.params) for t in study.trials[:i]}
             assert canonicalize(trial.params) not in earlier
+
+
+def test_warp_outcomes_keeps_order_and_spreads_skewed_scores() -> None:
+    from scipy.stats import norm
+
+    # A skewed column (one broken architecture far below) with a tie and a NaN.
+    Y = torch.tensor(
+        [[84.9, 1.0], [10.0, 2.0], [84.1, 2.0], [83.0, math.nan], [84.5, 0.0]],
+        dtype=torch.float64,
+    )
+    W = gpm.warp_outcomes(Y)
+    order = torch.argsort(Y[:, 0])
+    assert torch.all(W[order, 0].diff() > 0)
+    expected = norm.ppf((np.arange(1, 6) - 0.5) / 5)
+    np.testing.assert_allclose(W[order, 0].numpy(), expected)
+    # Evenly spread: the gap at the top is no longer dwarfed by the broken one.
+    assert W[0, 0] - W[2, 0] > (W[2, 0] - W[1, 0]) / 3
+    assert W[1, 1] == W[2, 1] and math.isnan(W[3, 1]) and W[4, 1] < W[0, 1] < W[1, 1]
