@@ -95,9 +95,10 @@ class LearningCurvePruner(BasePruner):
             decisions cost less time.
         ramp_steps: The threshold ramps up over the first decisions: with ``n`` values
             reported it is ``threshold * min(1, (n - min_steps + 1) / ramp_steps) ** 2``,
-            so with the default 3 the first decision needs a probability below
-            ``threshold / 9``, the second below ``threshold * 4 / 9``. Short curves are
-            the hardest to extrapolate; ``1`` turns the ramp off.
+            so with the default 6 the first decision needs a probability below
+            ``threshold / 36``, the third below ``threshold / 4``, and from the sixth on
+            ``threshold`` itself. Short curves are the hardest to extrapolate; ``1`` turns
+            the ramp off.
 
     Raises:
         ValueError: For invalid arguments.
@@ -116,7 +117,7 @@ class LearningCurvePruner(BasePruner):
         n_startup_trials: int = 5,
         bounds: tuple[float, float] | None = (0.0, 1.0),
         interval_steps: int = 1,
-        ramp_steps: int = 3,
+        ramp_steps: int = 6,
     ) -> None:
         if not _is_int(max_step) or max_step < 1:
             raise ValueError(f"max_step must be an integer >= 1, got {max_step!r}")

@@ -208,7 +208,7 @@ def test_create_by_name() -> None:
 
 
 def test_threshold_ramps_up_over_the_first_decisions() -> None:
-    pruner = LearningCurvePruner(max_step=29, threshold=0.09, min_steps=5)
+    pruner = LearningCurvePruner(max_step=29, threshold=0.09, min_steps=5, ramp_steps=3)
     assert [round(pruner._threshold_at(n), 6) for n in (5, 6, 7, 8, 20)] == [
         0.01,
         0.04,
@@ -218,6 +218,9 @@ def test_threshold_ramps_up_over_the_first_decisions() -> None:
     ]
     flat = LearningCurvePruner(max_step=29, threshold=0.09, min_steps=5, ramp_steps=1)
     assert flat._threshold_at(5) == 0.09
+    default = LearningCurvePruner(max_step=29, threshold=0.09)
+    assert default._threshold_at(4) == pytest.approx(0.09 / 36)
+    assert default._threshold_at(9) == pytest.approx(0.09)
 
 
 @pytest.mark.parametrize(
