@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from optuna.trial import FrozenTrial
+    from sqlalchemy.engine import URL
+
+_logger = logging.getLogger(__name__)
+
+JOURNAL_SCHEME = "journal://"
+"""Prefix of a journal-file storage URL: ``journal:///abs/path/study.log``."""
+
+# Drivers tried, in order, for a URL that names none ("postgresql://", "mysql://"): the
+# SQLAlchemy 2.1 default first, then the one the optuna-nas extras install (SQLAlchemy 2.1
+# defaults PostgreSQL to psycopg 3, while ``optuna-nas[postgresql]`` installs psycopg2).
+_DRIVERS = {
+    "postgresql": (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
+    "mysql": (("mysqldb", "MySQLdb"), ("pymysql", "pymysql")),
+    "mariadb": (("mysqldb", "MySQLdb"), ("pymysql", "pymysql")),
+}
+_EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+# MySQL servers close connections idle for wait_timeout (often lowered from 8 h); recycle
+# pooled connections well before, and ping them before use, so a long trial's first write
+# does not meet a dead connection.
+_POOL_RECYCLE_S = 3600
 
 
 class StorageError(ValueError):
@@ -22,27 +51,57 @@ def mask_url(url: str) -> str:
         return url if "@" not in url else "<storage URL hidden: it may hold a password>"
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Opens the RDB storage at ``url`` (SQLite, PostgreSQL or MySQL).
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> optuna.storages.BaseStorage:
+    """Opens the storage at ``url``: SQLite, PostgreSQL, MySQL/MariaDB or a journal file.
 
     SQLite connections wait up to 60 s for the file's lock, so several processes can share
-    one file. The URL is checked before anything is created, and a SQLite file that this call
-    created is removed again if the storage then fails to open, so bad input leaves
-    nothing behind.
+    one file. A PostgreSQL or MySQL URL that names no driver gets the first one installed
+    (PostgreSQL: psycopg, then psycopg2; MySQL and MariaDB: mysqlclient, then PyMySQL), and
+    pooled connections are pinged before use (and recycled hourly on MySQL), so workers
+    survive a server that dropped idle connections. A journal file
+    (:class:`optuna.storages.JournalStorage` over
+    :class:`~optuna.storages.journal.JournalFileBackend`) serves clusters without a database
+    server, through a shared file system. The URL is checked before anything is created,
+    and a SQLite file that this call created is removed again if the storage then fails to
+    open, so bad input leaves nothing behind.
 
     Args:
         url: A SQLAlchemy URL such as ``sqlite:///optuna_nas.db``,
-            ``postgresql://user@host/db`` or ``mysql+pymysql://user@host/db``.
+            ``postgresql://user@host:5432/db`` or ``mysql+pymysql://user@host:3306/db``;
+            or a journal file, ``journal:///abs/path/study.log`` (everything after
+            ``journal://`` is the path, so ``journal://study.log`` is relative to the
+            working directory) or a plain path ending in ``.log``.
+        heartbeat_interval: Seconds between heartbeats of a running trial (RDB storages
+            only; journal files have no heartbeat). A heartbeat that fails because the
+            database is briefly unreachable is logged and tried again at the next
+            interval, instead of stopping the heartbeat for the rest of the trial.
+        grace_period: Seconds without a heartbeat after which a running trial counts as
+            stale and the next trial start in any process fails it (default: twice the
+            interval).
+        heartbeat_stale_trial_callback: Called for each stale trial that was failed, e.g.
+            :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` to retry it.
 
     Raises:
-        StorageError: If the URL is malformed, its driver is missing, the SQLite directory
-            does not exist or the database cannot be reached. The message never shows a
-            password.
+        StorageError: If the URL is malformed, its driver is missing, the SQLite or journal
+            directory does not exist or the database cannot be reached. The message never
+            shows a password.
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    example = "use e.g. sqlite:///optuna_nas.db or postgresql://user@host:5432/db"
+    journal = _journal_path(url)
+    if journal is not None:
+        return _open_journal(url, journal)
+    example = (
+        "use e.g. sqlite:///optuna_nas.db, postgresql://user@host:5432/db, "
+        "mysql+pymysql://user@host:3306/db or journal:///abs/path/study.log"
+    )
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -64,11 +123,25 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if not path.exists():
             created = path
     engine_kwargs: dict[str, object] = {}
+    rdb_url = url
     if parsed.get_backend_name() == "sqlite":
         # Several worker processes share one SQLite file; wait for its lock, don't fail.
         engine_kwargs["connect_args"] = {"timeout": 60}
+    elif parsed.get_backend_name() in _DRIVERS:
+        rdb_url = _with_installed_driver(url, parsed)
+        engine_kwargs["pool_pre_ping"] = True
+        if parsed.get_backend_name() != "postgresql":
+            engine_kwargs["pool_recycle"] = _POOL_RECYCLE_S
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        if heartbeat_interval is None:
+            return optuna.storages.RDBStorage(rdb_url, engine_kwargs=engine_kwargs)
+        return _HeartbeatRDBStorage(
+            rdb_url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
+        )
     except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot use this URL"
         if created is not None and created.exists():
             created.unlink()
@@ -79,3 +152,95 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             f"cannot open storage {mask_url(url)!r}: {reason}; check that the database "
             f"server is running and the URL is right ({example})"
         ) from None
+
+
+class _HeartbeatRDBStorage(optuna.storages.RDBStorage):
+    """An RDB storage whose heartbeat survives a database that is briefly unreachable.
+
+    Optuna's heartbeat thread ends at the first failed write; the trial would then turn
+    stale while its worker is still training it, and be failed and retried twice over.
+    """
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            super().record_heartbeat(trial_id)
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            _logger.warning("heartbeat of trial id %d not recorded: %s", trial_id, reason)
+
+
+def _with_installed_driver(url: str, parsed: URL) -> str:
+    """``url`` with an installed driver named, when it names none and the default is absent."""
+    backend = parsed.get_backend_name()
+    if "+" in parsed.drivername:
+        return url
+    candidates = _DRIVERS[backend]
+    for driver, module in candidates:
+        if importlib.util.find_spec(module) is not None:
+            # Named explicitly: SQLAlchemy's own default differs between its versions.
+            return parsed.set(drivername=f"{backend}+{driver}").render_as_string(
+                hide_password=False
+            )
+    modules = " or ".join(module for _, module in candidates)
+    raise StorageError(
+        f"no {backend} driver is installed for storage {mask_url(url)!r} (looked for "
+        f"{modules}); install one, e.g. pip install 'optuna-nas[{_EXTRAS[backend]}]'"
+    )
+
+
+def _journal_path(url: str) -> Path | None:
+    """The file of a journal storage URL, or ``None`` when ``url`` is not one."""
+    if url.startswith(JOURNAL_SCHEME):
+        return Path(url[len(JOURNAL_SCHEME) :])
+    if "://" not in url and url.endswith(".log"):
+        return Path(url)
+    return None
+
+
+def _open_journal(url: str, path: Path) -> optuna.storages.BaseStorage:
+    """A :class:`~optuna.storages.JournalStorage` on the file ``path``, created if absent."""
+    from optuna.storages.journal import JournalFileBackend
+
+    if path.name in ("", ".", ".."):
+        raise StorageError(
+            f"journal storage URL {url!r} names no file; use e.g. journal:///abs/path/study.log"
+        )
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"directory {str(path.parent)!r} of journal storage {url!r} does not exist; "
+            "create it first (on a file system every worker mounts) or point the URL elsewhere"
+        )
+    if path.is_dir():
+        raise StorageError(
+            f"journal storage {url!r} is a directory; name a file in it, e.g. "
+            f"{JOURNAL_SCHEME}{path / 'study.log'}"
+        )
+    if path.is_file() and path.stat().st_size > 0 and not _is_journal(path):
+        raise StorageError(
+            f"{str(path)!r} of journal storage {url!r} is not an Optuna journal (its first "
+            "line is no journal entry), so it is left untouched; name a new file or a journal"
+        )
+    created = not path.exists()
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except Exception as err:  # an unreadable file, a corrupt log: the same fix either way
+        if created and path.exists() and path.stat().st_size == 0:
+            path.unlink()
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StorageError(
+            f"cannot open journal storage {url!r}: {reason}; check that the file is an "
+            "Optuna journal log that this user can read and write"
+        ) from None
+
+
+def _is_journal(path: Path) -> bool:
+    """Whether the first line of ``path`` is an Optuna journal entry (a JSON operation)."""
+    with path.open("rb") as file:
+        first = file.readline()
+    try:
+        entry = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and "op_code" in entry
