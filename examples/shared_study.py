@@ -48,7 +48,6 @@ PID_ATTR = "worker_pid"
 """Trial user attribute: operating-system id of the worker process that ran the trial."""
 
 DEFAULT_STORAGE = "sqlite:///shared_study.db"
-SQLITE_TIMEOUT_S = 60
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,19 +159,15 @@ def run_worker(
 
 
 def _storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage; SQLite gets a busy-timeout so concurrent writers wait, not fail.
+    """The study's storage, opened by :func:`optuna_nas.open_storage`.
 
-    With heartbeats, a trial whose worker was killed is marked failed by the next worker
-    instead of staying ``RUNNING`` for ever.
+    SQLite gets a busy-timeout so concurrent writers wait, PostgreSQL and MySQL URLs get a
+    driver, and with heartbeats a trial whose worker was killed is marked failed by the next
+    worker instead of staying ``RUNNING`` for ever.
     """
-    engine_kwargs: dict[str, object] = {}
-    if url.startswith("sqlite"):
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=60, grace_period=180
-        )
+        return optuna_nas.open_storage(url, heartbeat_interval=60, grace_period=180)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -109,6 +109,12 @@ def default_artifact_dir(storage_url: str | None) -> Path:
     """
     if storage_url:
         from sqlalchemy.engine import make_url
+
+        from optuna_nas._storage import _journal_path
+
+        journal = _journal_path(storage_url)
+        if journal is not None:
+            return journal.expanduser().resolve().parent / DEFAULT_ARTIFACT_DIRNAME
         from sqlalchemy.exc import ArgumentError
 
         try:

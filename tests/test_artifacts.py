@@ -54,3 +54,10 @@ def test_default_folder_sits_next_to_a_sqlite_file(tmp_path: Path) -> None:
     db = tmp_path / "runs" / "nas.db"
     assert default_artifact_dir(f"sqlite:///{db}") == tmp_path / "runs" / "optuna_nas_artifacts"
     assert default_artifact_dir("postgresql://u:secret@host/db").name == "optuna_nas_artifacts"
+
+
+def test_default_folder_sits_next_to_a_journal_file(tmp_path: Path) -> None:
+    log = tmp_path / "cluster" / "study.log"
+    expected = tmp_path / "cluster" / "optuna_nas_artifacts"
+    assert default_artifact_dir(f"journal://{log}") == expected
+    assert default_artifact_dir(str(log)) == expected
