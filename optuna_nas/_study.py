@@ -130,7 +130,7 @@ class ArchitectureObjective:
             fraction of ``training.lr`` (see ``fit``'s argument of the same name); fresh
             tensors train at ``training.lr``. ``None`` takes
             :data:`optuna_nas.training.INHERIT_LR_SCALE`, chosen by measuring evolution
-            children (BENCHMARKS.md); lower it when parents have converged.
+            children (BENCHMARKS.md).
 
     Example:
         .. code-block:: python

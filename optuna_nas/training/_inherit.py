@@ -46,10 +46,10 @@ of the scratch one (freshly initialised tensors always train at the full rate).
 Restarting a nearly converged parent at the full peak rate of a fresh cosine schedule can
 cost it some accuracy, so continuing gently is tempting (Elsken, Metzen and Hutter, ICLR
 2019, train each morphed child briefly with cosine annealing). Measured on evolution
-children on MNIST-1D (BENCHMARKS.md), a reduced rate (0.3 or 0.1) lost more than it saved:
-most children are far from converged and need the full rate to move away from their
-parent's solution. Hence 1.0, as in Real et al. (ICML 2017), where children keep training
-at the usual rate; lower it for long training budgets whose parents have converged."""
+children on MNIST-1D (BENCHMARKS.md), a reduced rate (0.3 or 0.1) lost more than it saved,
+for converged children too: a mutated child needs the full rate to adapt its inherited
+weights to the new structure. Hence 1.0, as in Real et al. (ICML 2017), where children keep
+training at the usual rate."""
 CHECKPOINT_FILENAME = "checkpoint.pt"
 CHECKPOINT_MIMETYPE = "application/x-pytorch-state-dict"
 
