@@ -14,9 +14,10 @@ needs to first reach it are compared; the saving is ``1 - inherited / scratch``.
 whose inherited run never reaches the target counts as needing all ``--epochs`` epochs (at
 most the budget, so its saving is at most zero), which favours training from scratch.
 
-A second inherited run per child trains on a cosine schedule cut by ``--short-fraction``
-(30% fewer epochs by default), since a user who inherits would set fewer epochs rather
-than stop early: its final accuracy is compared with the full-length scratch run.
+Unless ``--short-fraction`` is 0, a second inherited run per child trains on a cosine
+schedule cut by that fraction (30% fewer epochs by default), since a user who inherits
+would set fewer epochs rather than stop early: its final accuracy is compared with the
+full-length scratch run.
 
 Usage::
 
@@ -97,8 +98,12 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             continue
         scratch = [trial.intermediate_values[e] for e in range(args.epochs)]
         common = (study, trial, parent, space, dataset, store, args.seed)
-        inherited = _train_inherited(*common, args.epochs)
-        short = _train_inherited(*common, short_epochs)
+        inherited = _train_inherited(*common, args.epochs, args.inherit_lr_scale)
+        short = (
+            _train_inherited(*common, short_epochs, args.inherit_lr_scale)
+            if args.short_fraction > 0
+            else None
+        )
         target = scratch[-1]
         children.append(
             {
@@ -109,7 +114,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 "model_tensors": inherited["model_tensors"],
                 "scratch_curve": scratch,
                 "inherited_curve": inherited["curve"],
-                "short_curve": short["curve"],
+                "short_curve": None if short is None else short["curve"],
                 "target": target,
                 "scratch_epochs": epochs_to_reach(scratch, target),
                 "inherited_epochs": epochs_to_reach(inherited["curve"], target),
@@ -119,13 +124,18 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         print(
             f"child #{trial.number} (parent #{parent}, {c['inherited_tensors']}/"
             f"{c['model_tensors']} tensors): target {target:.4f} reached after "
-            f"{c['scratch_epochs']} scratch / {c['inherited_epochs']} inherited epochs; "
-            f"{short_epochs}-epoch inherited run ends at {short['curve'][-1]:.4f}",
+            f"{c['scratch_epochs']} scratch / {c['inherited_epochs']} inherited epochs"
+            + (
+                ""
+                if short is None
+                else f"; {short_epochs}-epoch run ends at {short['curve'][-1]:.4f}"
+            ),
             file=sys.stderr,
         )
     return {
         "epochs": args.epochs,
         "short_epochs": short_epochs,
+        "inherit_lr_scale": args.inherit_lr_scale,
         "search_seconds": search_seconds,
         "total_seconds": time.perf_counter() - start,
         "n_trials": len(study.trials),
@@ -142,6 +152,7 @@ def _train_inherited(
     store: Any,
     base_seed: int,
     epochs: int,
+    lr_scale: float,
 ) -> dict[str, Any]:
     # The same seeds as the trial's own from-scratch run in ArchitectureObjective.
     seed = base_seed + trial.number
@@ -152,7 +163,13 @@ def _train_inherited(
         state = training.load_checkpoint(study, parent, store)
     assert state is not None
     result = training.fit(
-        model, dataset, epochs=epochs, device="cpu", seed=seed, init_state_dict=state
+        model,
+        dataset,
+        epochs=epochs,
+        device="cpu",
+        seed=seed,
+        init_state_dict=state,
+        inherit_lr_scale=lr_scale,
     )
     return {
         "curve": result.learning_curve,
@@ -173,7 +190,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         savings.append(1 - min(inherited or epochs, epochs) / c["scratch_epochs"])
         if c["inherited_tensors"] < c["model_tensors"]:
             partial_savings.append(savings[-1])
-    short_final = [c["short_curve"][-1] for c in children]
+    has_short = all(c["short_curve"] is not None for c in children)
+    short_final = [c["short_curve"][-1] for c in children] if has_short else []
     scratch_final = [c["scratch_curve"][-1] for c in children]
     at = {
         e: (
@@ -196,9 +214,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             min(c["inherited_epochs"] or epochs, epochs) for c in children
         ),
         "short_matches": sum(
-            s >= t - 1e-12 for s, t in zip(short_final, scratch_final, strict=True)
+            s >= t - 1e-12 for s, t in zip(short_final, scratch_final, strict=False)
         ),
-        "short_mean": statistics.mean(short_final),
+        "short_mean": statistics.mean(short_final) if short_final else None,
         "scratch_mean": statistics.mean(scratch_final),
         "copied_fraction": statistics.mean(
             c["inherited_tensors"] / c["model_tensors"] for c in children
@@ -220,6 +238,8 @@ def report(result: dict[str, Any], summary: dict[str, Any], command: str) -> str
         "",
         f"- {result['n_trials']} trials of regularized evolution, {n} children, {epochs} "
         "epochs each, CPU, one thread",
+        f"- inherited tensors train at {result['inherit_lr_scale']} x the peak learning rate "
+        "of the scratch runs",
         f"- tensors copied from the parent: {100 * summary['copied_fraction']:.0f}% on "
         f"average; all of them for {summary['all_copied']} of {n} children",
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical "
@@ -255,8 +275,10 @@ def report(result: dict[str, Any], summary: dict[str, Any], command: str) -> str
     ]
     for e, (scratch, inherited) in summary["at"].items():
         lines.append(f"| {e} | {100 * scratch:.2f}% | {100 * inherited:.2f}% |")
+    lines.append("")
+    if summary["short_mean"] is None:
+        return "\n".join(lines)
     lines += [
-        "",
         f"Inherited children trained on a {short}-epoch schedule ({100 * (1 - short / epochs):.0f}"
         f"% fewer epochs) against {epochs}-epoch scratch runs: mean final accuracy "
         f"{100 * summary['short_mean']:.2f}% against {100 * summary['scratch_mean']:.2f}%; "
@@ -272,7 +294,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--population", type=int, default=10)
     parser.add_argument("--children", type=int, default=30)
-    parser.add_argument("--short-fraction", type=float, default=0.3)
+    parser.add_argument(
+        "--short-fraction",
+        type=float,
+        default=0.3,
+        help="also train each inherited child on a schedule this much shorter; 0 skips it",
+    )
+    parser.add_argument(
+        "--inherit-lr-scale",
+        type=float,
+        default=training.INHERIT_LR_SCALE,
+        help="peak learning rate of an inherited run, as a fraction of the scratch one "
+        "(default: optuna_nas.training.INHERIT_LR_SCALE)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=None, help="write the Markdown report here")
