@@ -269,8 +269,11 @@ def own_postgresql_db(postgresql_url: str) -> Iterator[str]:
     admin.dispose()
 
 
-def _block(url: str, seconds: float) -> None:
-    """Refuses connections to the database at ``url`` and drops the open ones, for a while."""
+def _block(url: str, seconds: float, until: threading.Event | None = None) -> None:
+    """Refuses connections to the database at ``url`` and drops the open ones, for a while.
+
+    With ``until``, the database stays away until that event is set (``seconds`` at most).
+    """
     import sqlalchemy as sa
 
     target = sa.engine.make_url(url)
@@ -281,7 +284,10 @@ def _block(url: str, seconds: float) -> None:
             sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
             {"d": target.database},
         )
-        time.sleep(seconds)
+        if until is None:
+            time.sleep(seconds)
+        else:
+            until.wait(seconds)
         conn.execute(sa.text(f"ALTER DATABASE {target.database} ALLOW_CONNECTIONS true"))
     admin.dispose()
 
@@ -341,8 +347,10 @@ def test_worker_gives_up_on_a_database_that_stays_away(own_postgresql_db: str) -
                 break
             time.sleep(0.1)
         storage.engine.dispose()
-        _block(url, 6.0)
+        # Away until the worker has given up, however slowly its epochs run on a busy machine.
+        _block(url, 120.0, until=worker_done)
 
+    worker_done = threading.Event()
     cutter = threading.Thread(target=long_outage)
     cutter.start()
     config = WorkerConfig(
@@ -354,8 +362,11 @@ def test_worker_gives_up_on_a_database_that_stays_away(own_postgresql_db: str) -
         storage_retries=2,
         retry_delay=0.5,
     )
-    status = run_worker(config)
-    cutter.join()
+    try:
+        status = run_worker(config)
+    finally:
+        worker_done.set()
+        cutter.join()
     assert status == 3
     # The study is intact: the cut trial is left RUNNING for the heartbeat to fail.
     trials = optuna.load_study(study_name="s", storage=url).trials
