@@ -33,7 +33,7 @@ index still advances).
 Usage::
 
     nohup nice -n 10 python benchmarks/curve_bank.py \\
-        --output benchmarks/data/curve_bank.csv --per-space 40 --epochs 30 &
+        --output benchmarks/data/curve_bank.csv --per-space 45 --epochs 30 &
 """
 
 from __future__ import annotations
