@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -168,7 +169,12 @@ def save_plots(study: optuna.Study) -> list[str]:
     """
     try:
         import plotly  # noqa: F401
-        from optuna_dashboard import save_plotly_graph_object
+
+        with warnings.catch_warnings():
+            # optuna-dashboard imports gpytorch's linear_operator, which still calls the
+            # deprecated torch.jit.script; that is not the user's concern.
+            warnings.filterwarnings("ignore", message=".*torch.jit.script", category=FutureWarning)
+            from optuna_dashboard import save_plotly_graph_object
     except ImportError:
         raise ImportError(
             "saving dashboard plots needs optuna-dashboard and plotly; install them with "

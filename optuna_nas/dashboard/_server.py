@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -75,7 +76,10 @@ def run_dashboard(
         OSError: If the port cannot be bound (e.g. already in use).
     """
     try:
-        import optuna_dashboard
+        with warnings.catch_warnings():
+            # Its gpytorch import calls the deprecated torch.jit.script; not the user's concern.
+            warnings.filterwarnings("ignore", message=".*torch.jit.script", category=FutureWarning)
+            import optuna_dashboard
     except ImportError:
         raise ImportError(
             "optuna-nas dashboard needs optuna-dashboard; install it with "
