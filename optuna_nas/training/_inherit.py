@@ -7,7 +7,8 @@ Classifiers", ICML 2017; Elsken, Metzen and Hutter, "Efficient Multi-Objective N
 Architecture Search via Lamarckian Evolution", ICLR 2019).
 
 Checkpoints are plain ``name -> tensor`` dictionaries stored with Optuna's artifact API
-(:func:`optuna.artifacts.upload_artifact`), so any Optuna artifact store works. They are
+(recorded as :func:`optuna.artifacts.upload_artifact` records them, but only after the
+write succeeded), so any Optuna artifact store works. They are
 written with :func:`torch.save` and read back with ``torch.load(weights_only=True)``, which
 refuses to unpickle anything but tensors and plain containers: a checkpoint from a shared
 folder cannot run code. A missing, truncated or foreign checkpoint is reported with a
@@ -17,8 +18,6 @@ warning and the child trains from scratch.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -74,22 +73,23 @@ def save_checkpoint(trial: optuna.Trial, model: nn.Module, artifact_store: Artif
     Returns:
         The artifact id.
     """
-    import optuna
+    from optuna_nas._artifacts import write_trial_artifact
 
     state = {
         name: tensor.detach().to("cpu", copy=True).contiguous()
         for name, tensor in model.state_dict().items()
     }
-    # upload_artifact names the artifact after the file, so the dashboard lists checkpoint.pt.
-    with tempfile.TemporaryDirectory(prefix="optuna_nas_ckpt_") as folder:
-        path = os.path.join(folder, CHECKPOINT_FILENAME)
-        torch.save(state, path)
-        artifact_id = optuna.artifacts.upload_artifact(
-            artifact_store=artifact_store,
-            file_path=path,
-            study_or_trial=trial,
-            mimetype=CHECKPOINT_MIMETYPE,
-        )
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    # Written before it is recorded, so a failed write (a full disk) leaves no record of a
+    # checkpoint that does not exist; the dashboard lists it as checkpoint.pt.
+    artifact_id = write_trial_artifact(
+        trial,
+        artifact_store,
+        buffer.getvalue(),
+        filename=CHECKPOINT_FILENAME,
+        mimetype=CHECKPOINT_MIMETYPE,
+    )
     trial.set_user_attr(CHECKPOINT_ATTR, artifact_id)
     return artifact_id
 
