@@ -353,9 +353,32 @@ class _StopSignals:
                 "%s received: abandoning the running trial and stopping",
                 signal.Signals(signum).name,
             )
-        if self.in_objective and not self.raised:
-            self.raised = True
-            raise WorkerInterrupted(signum)
+        self._interrupt(frame)
+
+    def _interrupt(self, frame: FrameType | None) -> None:
+        if not self.in_objective or self.raised or self.signum is None:
+            return
+        if _in_storage_call(frame):
+            # Raising inside a storage write (the objective's trial.report) could leave a
+            # transaction, and on SQLite the file lock, held while this worker then records
+            # the failure: try again in 50 ms, once the write is through.
+            signal.signal(signal.SIGALRM, lambda _signum, later: self._interrupt(later))
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            return
+        self.raised = True
+        raise WorkerInterrupted(self.signum)
+
+
+_STORAGE_MODULES = ("sqlalchemy", "optuna.storages", "sqlite3", "psycopg", "pymysql", "MySQLdb")
+
+
+def _in_storage_call(frame: FrameType | None) -> bool:
+    """Whether ``frame`` or a caller of it runs storage or database-driver code."""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(_STORAGE_MODULES):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def run_worker(config: WorkerConfig, slot: WorkerSlot | None = None) -> int:
