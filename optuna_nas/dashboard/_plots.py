@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -167,19 +166,18 @@ def save_plots(study: optuna.Study) -> list[str]:
         ImportError: If optuna-dashboard or plotly is missing (``pip install
             "optuna-nas[dashboard]"``).
     """
+    from optuna_nas.dashboard._server import import_optuna_dashboard
+
     try:
         import plotly  # noqa: F401
-
-        with warnings.catch_warnings():
-            # optuna-dashboard imports gpytorch's linear_operator, which still calls the
-            # deprecated torch.jit.script; that is not the user's concern.
-            warnings.filterwarnings("ignore", message=".*torch.jit.script", category=FutureWarning)
-            from optuna_dashboard import save_plotly_graph_object
     except ImportError:
         raise ImportError(
-            "saving dashboard plots needs optuna-dashboard and plotly; install them with "
+            "saving dashboard plots needs plotly; install it with "
             "pip install 'optuna-nas[dashboard]'"
         ) from None
+    save_plotly_graph_object = import_optuna_dashboard(
+        "saving dashboard plots"
+    ).save_plotly_graph_object
     saved = []
     for cost, graph_id in PLOT_IDS.items():
         if _points(study, cost):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import optuna
 
@@ -75,19 +76,28 @@ def run_dashboard(
         ImportError: If optuna-dashboard is missing.
         OSError: If the port cannot be bound (e.g. already in use).
     """
-    try:
-        with warnings.catch_warnings():
-            # Its gpytorch import calls the deprecated torch.jit.script; not the user's concern.
-            warnings.filterwarnings("ignore", message=".*torch.jit.script", category=FutureWarning)
-            import optuna_dashboard
-    except ImportError:
-        raise ImportError(
-            "optuna-nas dashboard needs optuna-dashboard; install it with "
-            "pip install 'optuna-nas[dashboard]'"
-        ) from None
+    optuna_dashboard = import_optuna_dashboard("optuna-nas dashboard")
     if isinstance(storage, str):
         from optuna_nas._storage import open_storage
 
         storage = open_storage(storage)
     store = None if artifact_dir is None else open_artifact_store(artifact_dir)
     optuna_dashboard.run_server(storage, host=host, port=port, artifact_store=store)
+
+
+def import_optuna_dashboard(purpose: str) -> ModuleType:
+    """Imports optuna-dashboard, or says how to install it for ``purpose``.
+
+    Its import pulls in gpytorch's linear_operator, which still calls the deprecated
+    ``torch.jit.script``; that warning is not the user's concern, so it is silenced here.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.jit.script", category=FutureWarning)
+            import optuna_dashboard
+    except ImportError:
+        raise ImportError(
+            f"{purpose} needs optuna-dashboard; install it with "
+            "pip install 'optuna-nas[dashboard]'"
+        ) from None
+    return optuna_dashboard
