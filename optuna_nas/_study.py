@@ -122,10 +122,12 @@ class ArchitectureObjective:
         inherit_weights: Warm-start a trial whose sampler recorded a parent (the
             ``optuna_nas:parent`` system attribute or ``parent_trial`` user attribute, as
             :class:`~optuna_nas.samplers.RegularizedEvolutionSampler` writes) from the
-            parent's checkpoint: every tensor whose name and shape match is copied, and
-            the count goes to the ``inherited_tensors`` user attribute. A parent without a
-            usable checkpoint gives a warning and training from scratch. Needs
-            ``artifact_store``.
+            parent's checkpoint: every tensor whose name and shape match is copied, one
+            whose shape a mutation changed (a layer's width or kernel) is transferred in
+            part (:func:`optuna_nas.training.transfer_weights`), and the counts go to the
+            ``inherited_tensors`` and ``partially_inherited_tensors`` user attributes. A
+            parent without a usable checkpoint gives a warning and training from scratch.
+            Needs ``artifact_store``.
         inherit_lr_scale: Peak learning rate of the tensors a child inherited, as a
             fraction of ``training.lr`` (see ``fit``'s argument of the same name); fresh
             tensors train at ``training.lr``. ``None`` takes

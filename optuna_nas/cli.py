@@ -98,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         "--inherit-weights",
         action="store_true",
         help="start each child of a sampler that records parents (evolution) from its "
-        "parent's checkpoint: tensors whose name and shape match are copied",
+        "parent's checkpoint: tensors whose name and shape match are copied, and one "
+        "whose shape a mutation changed (width, kernel) is transferred in part",
     )
     search.add_argument(
         "--inherit-lr-scale",

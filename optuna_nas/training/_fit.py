@@ -23,8 +23,9 @@ from optuna_nas.training._inherit import (
     INHERIT_LR_SCALE,
     INHERITED_ATTR,
     MODEL_TENSORS_ATTR,
+    PARTIAL_ATTR,
     PEAK_LR_ATTR,
-    copy_matching,
+    transfer_weights,
 )
 
 if TYPE_CHECKING:
@@ -71,7 +72,10 @@ class FitResult:
         latency_ms: Median wall time of one inference forward pass on a batch of
             ``batch_size`` validation examples, in eval mode on the training device (see
             :data:`LATENCY_REPEATS`).
-        inherited_tensors: Tensors copied from ``init_state_dict``; ``None`` without one.
+        inherited_tensors: Tensors that start from ``init_state_dict``'s values, copied
+            whole or transferred in part; ``None`` without one.
+        partially_inherited_tensors: Those of ``inherited_tensors`` transferred in part
+            (their shapes differ); ``None`` without ``init_state_dict``.
     """
 
     valid_accuracy: float
@@ -87,6 +91,7 @@ class FitResult:
     peak_memory_mb: float | None = None
     latency_ms: float = math.nan
     inherited_tensors: int | None = None
+    partially_inherited_tensors: int | None = None
 
     @property
     def learning_curve(self) -> list[float]:
@@ -112,6 +117,7 @@ def fit(
     evaluate_test: bool = False,
     init_state_dict: Mapping[str, torch.Tensor] | None = None,
     inherit_lr_scale: float = INHERIT_LR_SCALE,
+    inherit_partial: bool = True,
     fidelity: Fidelity | None = None,
 ) -> FitResult:
     """Trains ``model`` on ``data.train`` and scores it on ``data.valid`` every epoch.
@@ -158,16 +164,21 @@ def fit(
             to be an Architecture.
         init_state_dict: Warm-start weights, e.g. a parent's checkpoint from
             :func:`optuna_nas.training.load_checkpoint`: every tensor whose name and shape
-            match is copied into ``model`` before training (see
-            :func:`optuna_nas.training.inherit_weights`), and the count goes to the
-            ``inherited_tensors`` and ``model_tensors`` user attributes.
+            match is copied into ``model`` before training, and one whose name matches but
+            shape differs is transferred in part (see
+            :func:`optuna_nas.training.transfer_weights`). The counts go to the
+            ``inherited_tensors`` (whole or in part), ``partially_inherited_tensors`` and
+            ``model_tensors`` user attributes.
         inherit_lr_scale: The parameters copied from ``init_state_dict`` train at a peak
             learning rate of ``lr * inherit_lr_scale``; freshly initialised ones (a
             mutated layer) keep ``lr``. Below 1, an inherited network is fine-tuned
             rather than retrained at the full rate (see
             :data:`optuna_nas.training.INHERIT_LR_SCALE`, the measured default). Ignored
             without ``init_state_dict``; the inherited tensors' peak rate goes to the
-            ``peak_lr`` user attribute.
+            ``peak_lr`` user attribute. Tensors transferred in part hold fresh values
+            too, so they train at ``lr``.
+        inherit_partial: Transfer the tensors of ``init_state_dict`` whose shapes differ
+            from the child's in part; ``False`` starts them fresh.
 
     Returns:
         A :class:`FitResult`.
@@ -210,9 +221,15 @@ def fit(
         channels_last = dev.type == "cuda" and is_image
     memory_format = torch.channels_last if channels_last and is_image else None
 
-    copied = None if init_state_dict is None else copy_matching(model, init_state_dict)
-    inherited = None if copied is None else len(copied)
-    params = _param_groups(model, lr, copied, inherit_lr_scale)
+    transfer = (
+        None
+        if init_state_dict is None
+        else transfer_weights(model, init_state_dict, partial=inherit_partial)
+    )
+    inherited = None if transfer is None else len(transfer.inherited)
+    params = _param_groups(
+        model, lr, None if transfer is None else set(transfer.copied), inherit_lr_scale
+    )
     n_params = count_params(model)
     flops = estimate_flops(model, data.input_shape)
     model.to(dev)
@@ -228,12 +245,17 @@ def fit(
         flops=flops,
         device=str(dev),
         inherited_tensors=inherited,
+        partially_inherited_tensors=None if transfer is None else len(transfer.partial),
     )
     _set_attrs(trial, n_params=n_params, flops=flops, device=str(dev))
     if inherited is not None:
         _set_attrs(
             trial,
-            **{INHERITED_ATTR: inherited, MODEL_TENSORS_ATTR: len(model.state_dict())},
+            **{
+                INHERITED_ATTR: inherited,
+                PARTIAL_ATTR: len(transfer.partial) if transfer else 0,
+                MODEL_TENSORS_ATTR: len(model.state_dict()),
+            },
         )
         _set_attrs(trial, **{PEAK_LR_ATTR: lr * inherit_lr_scale if inherited else lr})
 

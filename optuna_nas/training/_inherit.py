@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -32,7 +33,11 @@ if TYPE_CHECKING:
 CHECKPOINT_ATTR = "checkpoint_artifact"
 """Trial user attribute holding the artifact id of the trial's trained weights."""
 INHERITED_ATTR = "inherited_tensors"
-"""Trial user attribute: tensors copied from the parent's checkpoint."""
+"""Trial user attribute: tensors that start from the parent's checkpoint, copied whole or
+transferred in part (see :func:`transfer_weights`)."""
+PARTIAL_ATTR = "partially_inherited_tensors"
+"""Trial user attribute: those of :data:`INHERITED_ATTR` transferred in part, because a
+mutation changed their shape."""
 MODEL_TENSORS_ATTR = "model_tensors"
 """Trial user attribute: tensors (parameters and buffers) in the model's state dict."""
 PEAK_LR_ATTR = "peak_lr"
@@ -119,40 +124,219 @@ def load_checkpoint(
         return None
 
 
-def inherit_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> int:
-    """Copies every tensor of ``state_dict`` whose name and shape match into ``model``.
+def inherit_weights(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, partial: bool = True
+) -> int:
+    """Starts ``model`` from the tensors of ``state_dict`` that fit it, in place.
 
-    Parameters and persistent buffers (batch-norm statistics) are both copied, in place and
-    without gradient tracking; everything else keeps its current (fresh) initialisation.
-    Tensors match when their names and shapes are equal and both are floating point or
-    both are not, so an integer counter is never filled from a float.
+    A tensor whose name and shape match is copied whole. With ``partial``, one whose name
+    matches but whose shape does not (a mutation changed a layer's width or kernel) is
+    transferred as far as it maps, function-preservingly where possible; see
+    :func:`transfer_weights` for the rules. Everything else keeps its current (fresh)
+    initialisation.
 
     Args:
         model: The network to warm-start, e.g. a child architecture.
         state_dict: Tensors by name, e.g. from :func:`load_checkpoint`.
+        partial: Also transfer tensors whose shapes differ; ``False`` copies only exact
+            name and shape matches.
 
     Returns:
-        How many tensors were copied; ``len(model.state_dict())`` is the total.
+        How many tensors start from the parent's values, whole or in part;
+        ``len(model.state_dict())`` is the total. :func:`transfer_weights` tells them apart.
     """
-    return len(copy_matching(model, state_dict))
+    return len(transfer_weights(model, state_dict, partial=partial).inherited)
 
 
-def copy_matching(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> set[str]:
-    """:func:`inherit_weights`, returning the names of the copied tensors instead."""
-    copied = set()
+@dataclass(frozen=True)
+class WeightTransfer:
+    """Which of a child's tensors :func:`transfer_weights` filled from its parent, and how.
+
+    Attributes:
+        copied: Names of the tensors copied whole (same name and shape).
+        partial: Names of the tensors transferred in part (same name, different shape).
+        fresh: Names of the tensors that keep their fresh initialisation.
+    """
+
+    copied: frozenset[str]
+    partial: frozenset[str]
+    fresh: frozenset[str]
+
+    @property
+    def inherited(self) -> frozenset[str]:
+        """Tensors that start from the parent's values, whole or in part."""
+        return self.copied | self.partial
+
+    def counts(self) -> dict[str, int]:
+        """``{"copied": ..., "partial": ..., "fresh": ...}``, e.g. for a log line."""
+        return {"copied": len(self.copied), "partial": len(self.partial), "fresh": len(self.fresh)}
+
+
+def transfer_weights(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, partial: bool = True
+) -> WeightTransfer:
+    """Fills ``model``'s parameters and buffers from ``state_dict``, in place.
+
+    Tensors are paired by name; integer buffers (a batch-norm step counter) only take
+    integers and floating-point tensors only floating point. A pair of equal shapes is
+    copied whole. With ``partial``, a pair of different shapes but equal rank inside a
+    convolution (not transposed), linear or batch-norm layer is mapped as a network
+    morphism would map it (Chen, Goodfellow and Shlens 2016; Wei et al. 2016):
+
+    - output units (dim 0 of a weight, a bias, batch-norm scale, shift and running
+      statistics): the units both have are copied; extra units of the child keep their
+      fresh initialisation, so widening adds new features and narrowing keeps the first;
+    - input units (dim 1 of a weight): the columns both have are copied and the columns of
+      the child's new inputs are zero, so a layer whose producer was widened computes what
+      the parent's did: widening is function-preserving;
+    - kernel (dims 2 and on of a convolution weight): a larger kernel holds the parent's in
+      its centre with a zero border, exactly the parent's function under the "same"
+      padding of this package's ops (``dilation * (k - 1) // 2``); a smaller kernel takes
+      the centre crop of the parent's, an approximation.
+
+    Only the units the parent had get zero columns and borders; the child's new output
+    units keep their random initialisation in full, so they do not start symmetric.
+
+    A tensor starts fresh instead when its rank changed, when its layer is of another
+    kind, when the group structure of a convolution changed (a depthwise convolution only
+    takes a depthwise one), when the input of a linear layer that directly follows an
+    :class:`torch.nn.Flatten` changed width (its columns mix channels and positions, so
+    which column is which is ambiguous), and when the operation around it changed: the
+    tensors under the tensor's module's parent (``layer3`` for ``layer3.0.weight``) must
+    have the same names and ranks in both, otherwise (a convolution mutated into a
+    separable one, say) names and shapes may agree while meanings differ. A flatten done
+    inside some module's ``forward`` cannot be seen and is not guarded against.
+
+    Args:
+        model: The network to warm-start, e.g. a child architecture.
+        state_dict: Tensors by name, e.g. from :func:`load_checkpoint`.
+        partial: Transfer tensors of different shapes as above; ``False`` copies only
+            exact name and shape matches and starts the rest fresh.
+
+    Returns:
+        A :class:`WeightTransfer` naming every tensor of ``model.state_dict()`` as copied,
+        partial or fresh.
+
+    References:
+        Chen, Goodfellow and Shlens, "Net2Net: Accelerating Learning via Knowledge
+        Transfer", ICLR 2016.
+
+        Wei, Wang, Rui and Chen, "Network Morphism", ICML 2016.
+
+        Elsken, Metzen and Hutter, "Efficient Multi-Objective Neural Architecture Search
+        via Lamarckian Evolution", ICLR 2019.
+
+    Example:
+        .. code-block:: python
+
+            from torch import nn
+            from optuna_nas.training import transfer_weights
+
+            parent = nn.Sequential(nn.Conv1d(1, 8, 3, padding=1), nn.Conv1d(8, 4, 3, padding=1))
+            child = nn.Sequential(nn.Conv1d(1, 16, 5, padding=2), nn.Conv1d(16, 4, 3, padding=1))
+            done = transfer_weights(child, parent.state_dict())
+            assert done.counts() == {"copied": 1, "partial": 3, "fresh": 0}
+    """
+    copied: set[str] = set()
+    transferred: set[str] = set()
+    fresh: set[str] = set()
+    target_state = model.state_dict()
+    roles = _tensor_roles(model) if partial else {}
     with torch.no_grad():
         # state_dict() tensors share storage with the module's parameters and buffers.
-        for name, target in model.state_dict().items():
+        for name, target in target_state.items():
             source = state_dict.get(name)
-            if (
-                source is None
-                or source.shape != target.shape
-                or source.is_floating_point() != target.is_floating_point()
+            if source is None or source.is_floating_point() != target.is_floating_point():
+                fresh.add(name)
+            elif source.shape == target.shape:
+                target.copy_(source)
+                copied.add(name)
+            elif (
+                name in roles
+                and source.dim() == target.dim()
+                and _same_structure(name, state_dict, target_state)
+                and _transfer_partially(target, source, roles[name])
             ):
-                continue
-            target.copy_(source)
-            copied.add(name)
-    return copied
+                transferred.add(name)
+            else:
+                fresh.add(name)
+    return WeightTransfer(frozenset(copied), frozenset(transferred), frozenset(fresh))
+
+
+# What each dimension of a tensor indexes: output units, input units or kernel positions.
+_OUT, _IN, _KERNEL = "out", "in", "kernel"
+# An input dimension that must not change (the 1 of a depthwise convolution, the columns
+# of a linear layer after a flatten).
+_FIXED = "fixed"
+
+
+def _tensor_roles(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """The role of each dimension of every tensor that may be transferred in part."""
+    roles: dict[str, tuple[str, ...]] = {}
+    after_flatten = False
+    for owner, module in model.named_modules():
+        prefix = f"{owner}." if owner else ""
+        if isinstance(module, nn.Flatten):
+            after_flatten = True
+            continue
+        tensors = [n for n, _ in module.named_parameters(recurse=False)]
+        tensors += [n for n, _ in module.named_buffers(recurse=False)]
+        if not tensors:
+            continue
+        if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
+            # A grouped convolution maps only when it is depthwise: output channel i then
+            # reads input channel i alone, so the first channels stay paired.
+            depthwise = module.groups > 1 and module.groups == module.in_channels
+            if module.groups == 1 or depthwise:
+                kernel = (_KERNEL,) * len(module.kernel_size)
+                roles[f"{prefix}weight"] = (_OUT, _FIXED if depthwise else _IN, *kernel)
+                roles[f"{prefix}bias"] = (_OUT,)
+        elif isinstance(module, nn.Linear):
+            roles[f"{prefix}weight"] = (_OUT, _FIXED if after_flatten else _IN)
+            roles[f"{prefix}bias"] = (_OUT,)
+        elif isinstance(module, nn.modules.batchnorm._NormBase):
+            for tensor in ("weight", "bias", "running_mean", "running_var"):
+                roles[f"{prefix}{tensor}"] = (_OUT,)
+        after_flatten = False
+    return roles
+
+
+def _same_structure(
+    name: str, source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+) -> bool:
+    """Whether the operation holding ``name`` has the same tensor names and ranks in both."""
+    owner = name.rpartition(".")[0]
+    scope = owner.rpartition(".")[0] if "." in owner else owner
+    prefix = f"{scope}." if scope else ""
+
+    def layout(state: Mapping[str, torch.Tensor]) -> set[tuple[str, int]]:
+        return {(key, tensor.dim()) for key, tensor in state.items() if key.startswith(prefix)}
+
+    return layout(source) == layout(target)
+
+
+def _transfer_partially(
+    target: torch.Tensor, source: torch.Tensor, roles: tuple[str, ...]
+) -> bool:
+    """Maps ``source`` into ``target`` by the dimension ``roles``; ``False`` if it cannot."""
+    if len(roles) != target.dim():
+        return False
+    into: list[slice] = []
+    take: list[slice] = []
+    for role, n_target, n_source in zip(roles, target.shape, source.shape, strict=True):
+        if role == _FIXED and n_target != n_source:
+            return False
+        n = min(n_target, n_source)
+        # Kernels are aligned at their centres, units at their first index.
+        offset = abs(n_target - n_source) // 2 if role == _KERNEL else 0
+        into.append(slice(offset, offset + n) if n_target > n_source else slice(0, n))
+        take.append(slice(offset, offset + n) if n_source > n_target else slice(0, n))
+    # The parent's units see zeros wherever the child has more than the parent (new input
+    # columns, a kernel border); the child's extra units keep their fresh values.
+    if roles[0] == _OUT and target.dim() > 1:
+        target[: min(target.shape[0], source.shape[0])] = 0
+    target[tuple(into)] = source[tuple(take)].to(target)
+    return True
 
 
 class _Unusable(Exception):

@@ -25,6 +25,7 @@ from optuna_nas.training import (
     CHECKPOINT_ATTR,
     INHERITED_ATTR,
     MODEL_TENSORS_ATTR,
+    PARTIAL_ATTR,
     PEAK_LR_ATTR,
     InheritanceWarning,
     evaluate,
@@ -67,7 +68,7 @@ def test_copies_every_tensor_whose_name_and_shape_match() -> None:
     parent[1].num_batches_tracked.fill_(7)
     head_before = child[5].weight.clone()
 
-    copied = inherit_weights(child, parent.state_dict())
+    copied = inherit_weights(child, parent.state_dict(), partial=False)
 
     # conv weight+bias, batch-norm weight, bias, running mean, var and counter; not the head.
     assert copied == 7
@@ -276,12 +277,38 @@ def test_fit_inherits_only_matching_layers_of_a_mutated_child(digits: data.Datas
     parent = _build(digits, CONV_ARCH, seed=0)
     mutated = {**CONV_ARCH, **_conv(1, 64, stride=2)}
     child = _build(digits, mutated, seed=1)
-    result = fit(child, digits, epochs=1, device="cpu", init_state_dict=parent.state_dict())
+    result = fit(
+        child,
+        digits,
+        epochs=1,
+        device="cpu",
+        init_state_dict=parent.state_dict(),
+        inherit_partial=False,
+    )
     total = len(child.state_dict())
     assert 0 < result.inherited_tensors < total  # type: ignore[operator]
+    assert result.partially_inherited_tensors == 0
     assert result.inherited_tensors == inherit_weights(
-        _build(digits, mutated, 2), parent.state_dict()
+        _build(digits, mutated, 2), parent.state_dict(), partial=False
     )
+
+
+def test_fit_transfers_a_widened_layer_in_part_by_default(digits: data.Dataset) -> None:
+    parent = _build(digits, CONV_ARCH, seed=0)
+    mutated = {**CONV_ARCH, **_conv(1, 64, stride=2)}
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    child = _build(digits, mutated, seed=1)
+    result = fit(
+        child, digits, trial=trial, epochs=1, device="cpu", init_state_dict=parent.state_dict()
+    )
+    total = len(child.state_dict())
+    # layer1's conv weight, its batch norm's scale, shift, mean and variance, and the
+    # classifier's weight change shape; everything starts from the parent.
+    assert result.inherited_tensors == total
+    assert result.partially_inherited_tensors == 6
+    assert trial.user_attrs[INHERITED_ATTR] == total
+    assert trial.user_attrs[PARTIAL_ATTR] == 6
 
 
 def test_a_mutation_that_changes_the_depth_keeps_the_classifier(digits: data.Dataset) -> None:
