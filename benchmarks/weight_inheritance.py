@@ -7,7 +7,14 @@ trial's weights to a real artifact folder. Every child of the evolution (a trial
 and epoch budget, but starting from its parent's checkpoint
 (:func:`optuna_nas.training.load_checkpoint` and ``fit(init_state_dict=...)``). The
 from-scratch curve is the child's own trial in the study, so both sides of each pair
-differ only in the starting weights.
+differ only in the starting weights. A tensor whose shape the mutation changed is
+transferred in part (:func:`optuna_nas.training.transfer_weights`) unless
+``--no-partial`` is given, which copies only tensors of equal names and shapes.
+
+Children are grouped by what their mutation did to the parent's tensors, whichever way
+they are inherited: ``full copy`` (every tensor fits whole), ``partial`` (some shapes
+changed, all map in part) and ``fresh layer`` (some tensors have no counterpart: a new op
+or layer).
 
 Per child, the target is the accuracy the from-scratch run ends with. The epochs each run
 needs to first reach it are compared; the saving is ``1 - inherited / scratch``. A child
@@ -24,6 +31,10 @@ Usage::
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/weight_inheritance.py --epochs 20 \\
         --population 10 --children 30 --threads 1 \\
         --output benchmarks/results/weight_inheritance.md
+
+``--study-dir DIR`` keeps the study and its checkpoints; a second run with the same
+settings and ``DIR`` reuses them and trains only the inherited side (e.g. once with and
+once without ``--no-partial``). ``--search-only`` stops after the search.
 """
 
 from __future__ import annotations
@@ -59,6 +70,7 @@ from optuna_nas.samplers import RegularizedEvolutionSampler
 from optuna_nas.spaces import Architecture
 
 REPORT_EPOCHS = (1, 2, 5, 10)
+MUTATION_KINDS = ("full copy", "partial", "fresh layer")
 
 
 def epochs_to_reach(curve: Sequence[float], target: float) -> int | None:
@@ -76,6 +88,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     store = open_artifact_store(folder / "artifacts")
     study = optuna.create_study(
         storage=f"sqlite:///{folder / 'study.db'}",
+        study_name="weight_inheritance",
+        load_if_exists=True,
         direction="maximize",
         pruner=optuna.pruners.NopPruner(),
         sampler=RegularizedEvolutionSampler(
@@ -86,9 +100,27 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     )
     objective = ArchitectureObjective(space, dataset, config, seed=args.seed, artifact_store=store)
     start = time.perf_counter()
-    study.optimize(objective, n_trials=args.population + args.children)
+    n_trials = args.population + args.children
+    settings = {k: getattr(args, k) for k in ("dataset", "epochs", "population", "seed")}
+    reused = bool(study.trials)
+    if reused:
+        # A study kept by an earlier --study-dir run with the same settings: its scratch
+        # runs and checkpoints are reused, so only the inherited side trains again.
+        kept = study.user_attrs.get("settings", settings)
+        if len(study.trials) != n_trials or kept != settings:
+            raise SystemExit(
+                f"{folder} holds a study of {len(study.trials)} trials with settings "
+                f"{kept}, not {n_trials} trials with {settings}; pass the settings it was "
+                "run with or an empty --study-dir"
+            )
+        print(f"search: reusing the {n_trials} trials in {folder}", file=sys.stderr)
+    else:
+        study.set_user_attr("settings", settings)
+        study.optimize(objective, n_trials=n_trials)
     search_seconds = time.perf_counter() - start
     print(f"search: {len(study.trials)} trials in {search_seconds:.0f} s", file=sys.stderr)
+    if args.search_only:
+        return {}
 
     short_epochs = max(1, math.floor(args.epochs * (1 - args.short_fraction) + 1e-9))
     children = []
@@ -98,9 +130,11 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             continue
         scratch = [trial.intermediate_values[e] for e in range(args.epochs)]
         common = (study, trial, parent, space, dataset, store, args.seed)
-        inherited = _train_inherited(*common, args.epochs, args.inherit_lr_scale)
+        inherited = _train_inherited(
+            *common, args.epochs, args.inherit_lr_scale, not args.no_partial
+        )
         short = (
-            _train_inherited(*common, short_epochs, args.inherit_lr_scale)
+            _train_inherited(*common, short_epochs, args.inherit_lr_scale, not args.no_partial)
             if args.short_fraction > 0
             else None
         )
@@ -111,7 +145,9 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 "parent": parent,
                 "architecture": str(Architecture.from_trial(trial, space)),
                 "inherited_tensors": inherited["inherited_tensors"],
+                "partial_tensors": inherited["partial_tensors"],
                 "model_tensors": inherited["model_tensors"],
+                "mutation": inherited["mutation"],
                 "scratch_curve": scratch,
                 "inherited_curve": inherited["curve"],
                 "short_curve": None if short is None else short["curve"],
@@ -122,8 +158,9 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         )
         c = children[-1]
         print(
-            f"child #{trial.number} (parent #{parent}, {c['inherited_tensors']}/"
-            f"{c['model_tensors']} tensors): target {target:.4f} reached after "
+            f"child #{trial.number} (parent #{parent}, {c['mutation']}, "
+            f"{c['inherited_tensors']}/{c['model_tensors']} tensors inherited, "
+            f"{c['partial_tensors']} in part): target {target:.4f} reached after "
             f"{c['scratch_epochs']} scratch / {c['inherited_epochs']} inherited epochs"
             + (
                 ""
@@ -136,6 +173,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "epochs": args.epochs,
         "short_epochs": short_epochs,
         "inherit_lr_scale": args.inherit_lr_scale,
+        "partial": not args.no_partial,
+        "search_reused": reused,
         "search_seconds": search_seconds,
         "total_seconds": time.perf_counter() - start,
         "n_trials": len(study.trials),
@@ -153,15 +192,22 @@ def _train_inherited(
     base_seed: int,
     epochs: int,
     lr_scale: float,
+    partial: bool,
 ) -> dict[str, Any]:
-    # The same seeds as the trial's own from-scratch run in ArchitectureObjective.
-    seed = base_seed + trial.number
-    training.seed_everything(seed)
-    model = Architecture.from_trial(trial, space).build(dataset.input_shape, dataset.num_classes)
     with warnings.catch_warnings():
         warnings.simplefilter("error", training.InheritanceWarning)
         state = training.load_checkpoint(study, parent, store)
     assert state is not None
+    # What the mutation did, judged by a partial transfer into a throwaway copy (built
+    # before seeding, so the child's own initialisation is untouched): a child lands in
+    # the same group with and without --no-partial.
+    probe = Architecture.from_trial(trial, space).build(dataset.input_shape, dataset.num_classes)
+    counts = training.transfer_weights(probe, state).counts()
+    mutation = MUTATION_KINDS[2 if counts["fresh"] else 1 if counts["partial"] else 0]
+    # The same seeds as the trial's own from-scratch run in ArchitectureObjective.
+    seed = base_seed + trial.number
+    training.seed_everything(seed)
+    model = Architecture.from_trial(trial, space).build(dataset.input_shape, dataset.num_classes)
     result = training.fit(
         model,
         dataset,
@@ -170,10 +216,13 @@ def _train_inherited(
         seed=seed,
         init_state_dict=state,
         inherit_lr_scale=lr_scale,
+        inherit_partial=partial,
     )
     return {
         "curve": result.learning_curve,
+        "mutation": mutation,
         "inherited_tensors": result.inherited_tensors,
+        "partial_tensors": result.partially_inherited_tensors,
         "model_tensors": len(model.state_dict()),
     }
 
@@ -182,14 +231,13 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     epochs = result["epochs"]
     children = result["children"]
     savings = []
-    partial_savings = []
+    by_kind: dict[str, list[float]] = {kind: [] for kind in MUTATION_KINDS}
     reached = 0
     for c in children:
         inherited = c["inherited_epochs"]
         reached += inherited is not None
         savings.append(1 - min(inherited or epochs, epochs) / c["scratch_epochs"])
-        if c["inherited_tensors"] < c["model_tensors"]:
-            partial_savings.append(savings[-1])
+        by_kind[c["mutation"]].append(savings[-1])
     has_short = all(c["short_curve"] is not None for c in children)
     short_final = [c["short_curve"][-1] for c in children] if has_short else []
     scratch_final = [c["scratch_curve"][-1] for c in children]
@@ -207,8 +255,16 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "mean_saving": statistics.mean(savings),
         "median_saving": statistics.median(savings),
         "at_least_30": sum(s >= 0.3 for s in savings),
-        "n_partial": len(partial_savings),
-        "partial_mean_saving": statistics.mean(partial_savings) if partial_savings else None,
+        "by_mutation": {
+            kind: {
+                "n": len(values),
+                "median_saving": statistics.median(values),
+                "mean_saving": statistics.mean(values),
+                "at_least_30": sum(v >= 0.3 for v in values),
+            }
+            for kind, values in by_kind.items()
+            if values
+        },
         "mean_scratch_epochs": statistics.mean(c["scratch_epochs"] for c in children),
         "mean_inherited_epochs": statistics.mean(
             min(c["inherited_epochs"] or epochs, epochs) for c in children
@@ -222,6 +278,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             c["inherited_tensors"] / c["model_tensors"] for c in children
         ),
         "all_copied": sum(c["inherited_tensors"] == c["model_tensors"] for c in children),
+        "partial_fraction": statistics.mean(
+            c["partial_tensors"] / c["model_tensors"] for c in children
+        ),
         "at": at,
     }
 
@@ -240,12 +299,16 @@ def report(result: dict[str, Any], summary: dict[str, Any], command: str) -> str
         "epochs each, CPU, one thread",
         f"- inherited tensors train at {result['inherit_lr_scale']} x the peak learning rate "
         "of the scratch runs",
-        f"- tensors copied from the parent: {100 * summary['copied_fraction']:.0f}% on "
-        f"average; all of them for {summary['all_copied']} of {n} children",
+        f"- tensors inherited from the parent, whole or in part: "
+        f"{100 * summary['copied_fraction']:.0f}% on average (in part: "
+        f"{100 * summary['partial_fraction']:.0f}%); all of them for "
+        f"{summary['all_copied']} of {n} children; partial transfer "
+        + ("on" if result["partial"] else "off (--no-partial)"),
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical "
         f"cores (shared), python {platform.python_version()}, torch {torch.__version__}",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"{result['total_seconds']:.0f} s in all",
+        f"{result['total_seconds']:.0f} s in all"
+        + (" (the search reused from --study-dir)" if result.get("search_reused") else ""),
         "",
         "Epochs to reach the from-scratch run's final validation accuracy:",
         "",
@@ -260,13 +323,18 @@ def report(result: dict[str, Any], summary: dict[str, Any], command: str) -> str
         f"at least 30% for {summary['at_least_30']} of {n} children.",
         "",
     ]
-    if summary["n_partial"]:
-        lines += [
-            f"Children whose mutation changed a tensor shape ({summary['n_partial']} of {n}, "
-            "so part of the network starts fresh): mean saving "
-            f"{100 * summary['partial_mean_saving']:.0f}%.",
-            "",
-        ]
+    lines += [
+        "By what the mutation did to the parent's tensors:",
+        "",
+        "| mutation | children | median saving | mean saving | at least 30% |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, row in summary["by_mutation"].items():
+        lines.append(
+            f"| {kind} | {row['n']} | {100 * row['median_saving']:.0f}% | "
+            f"{100 * row['mean_saving']:.0f}% | {row['at_least_30']} |"
+        )
+    lines.append("")
     lines += [
         "Mean validation accuracy at equal epochs (same full-length cosine schedule):",
         "",
@@ -307,16 +375,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="peak learning rate of an inherited run, as a fraction of the scratch one "
         "(default: optuna_nas.training.INHERIT_LR_SCALE)",
     )
+    parser.add_argument(
+        "--no-partial",
+        action="store_true",
+        help="copy only tensors of equal name and shape, as before partial transfer",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=None, help="write the Markdown report here")
+    parser.add_argument(
+        "--study-dir",
+        default=None,
+        help="keep the study and its checkpoints in this folder; a study already there "
+        "(from the same settings) is reused, so only the inherited runs train again",
+    )
+    parser.add_argument(
+        "--search-only",
+        action="store_true",
+        help="run the evolution (the from-scratch side) into --study-dir and stop",
+    )
     args = parser.parse_args(argv)
+    if args.search_only and not args.study_dir:
+        parser.error("--search-only needs --study-dir to keep the study in")
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     command = shlex.join(["python", "benchmarks/weight_inheritance.py", *(argv or sys.argv[1:])])
 
-    with tempfile.TemporaryDirectory(prefix="optuna_nas_wi_") as folder:
-        result = run(args, Path(folder))
+    if args.study_dir:
+        Path(args.study_dir).mkdir(parents=True, exist_ok=True)
+        result = run(args, Path(args.study_dir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="optuna_nas_wi_") as folder:
+            result = run(args, Path(folder))
+    if args.search_only:
+        return 0
     summary = summarize(result)
     text = report(result, summary, command)
     print(text)
