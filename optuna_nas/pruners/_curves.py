@@ -65,6 +65,9 @@ values fall within two predicted standard deviations; ``T = 5`` raises that to 9
 (``benchmarks/results/lce_speed.md``). The misses are mostly curves that keep rising longer
 than the saturating models expect, so predictions lean low."""
 
+CALIBRATION_QUANTILE = 0.5
+"""The quantile of past absolute standardised errors :func:`calibration_scale` matches."""
+
 FTOL = 1e-5
 """Relative tolerances of the fits: far below the noise of any real learning curve."""
 
@@ -555,7 +558,13 @@ def extrapolate(
     return result if isinstance(result, Prediction) else None
 
 
-def prob_exceeds(prediction: Prediction, threshold: float, direction: str = "maximize") -> float:
+def prob_exceeds(
+    prediction: Prediction,
+    threshold: float,
+    direction: str = "maximize",
+    *,
+    scale: float = 1.0,
+) -> float:
     """Probability that the predicted value beats ``threshold``.
 
     The mixture of :class:`Prediction` is integrated component by component, each Gaussian
@@ -566,14 +575,24 @@ def prob_exceeds(prediction: Prediction, threshold: float, direction: str = "max
         threshold: The value to beat.
         direction: ``maximize`` for ``P(value > threshold)``, ``minimize`` for
             ``P(value < threshold)``.
+        scale: Stretches the mixture about its mean by this factor before integrating:
+            component means move ``scale`` times as far from the mixture mean and
+            component standard deviations grow ``scale`` times, so the mixture's standard
+            deviation is ``scale * prediction.std`` (before truncation). From
+            :func:`calibration_scale`; 1 leaves the prediction as fitted.
 
     Raises:
-        ValueError: For another ``direction``.
+        ValueError: For another ``direction`` or a ``scale`` that is not finite and
+            positive.
     """
     if direction not in ("maximize", "minimize"):
         raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    if not (math.isfinite(scale) and scale > 0.0):
+        raise ValueError(f"scale must be finite and positive, got {scale!r}")
     means = np.array([fit.mean for fit in prediction.fits])
-    stds = np.maximum(np.array([fit.std for fit in prediction.fits]), 1e-12)
+    if scale != 1.0:
+        means = prediction.mean + scale * (means - prediction.mean)
+    stds = np.maximum(scale * np.array([fit.std for fit in prediction.fits]), 1e-12)
     lo, hi = (-np.inf, np.inf) if prediction.bounds is None else prediction.bounds
     cdf_lo = special.ndtr((lo - means) / stds)
     cdf_hi = special.ndtr((hi - means) / stds)
@@ -588,6 +607,47 @@ def prob_exceeds(prediction: Prediction, threshold: float, direction: str = "max
     )
     p_below = float(prediction.weights @ np.clip(below, 0.0, 1.0))
     return 1.0 - p_below if direction == "maximize" else p_below
+
+
+def calibration_scale(errors: npt.ArrayLike, quantile: float = CALIBRATION_QUANTILE) -> float:
+    """How much wider predictions must be to match the errors of earlier predictions.
+
+    ``errors`` are standardised errors ``(final - mean) / std`` of predictions made for
+    curves whose final value is now known. Were the predictions calibrated, the errors
+    would be standard normal, and the ``quantile`` of their absolute values would be
+    ``g = Phi^-1((1 + quantile) / 2)``. The scale is ``max(1, Q / g)`` with ``Q`` that
+    quantile of the observed absolute errors (linearly interpolated): a Gaussian fitted
+    to the errors by one quantile, a robust estimate of how much too narrow the
+    predictions were. The default, the median, makes it the median absolute deviation
+    (taken about 0, since a biased prediction errs too) divided by 0.6745, the classic
+    robust estimate of a Gaussian's standard deviation (Hampel, 1974). The scale never
+    narrows a prediction: errors smaller than calibrated ones may only mean that the
+    curves were easy so far.
+
+    Args:
+        errors: Standardised errors of earlier predictions; shape ``m``. Non-finite ones
+            are ignored.
+        quantile: Which quantile of the absolute errors to match, in ``(0, 1)``; higher
+            ones weigh the worst errors more.
+
+    Returns:
+        The factor, at least 1; exactly 1 without errors.
+
+    Raises:
+        ValueError: For a ``quantile`` outside ``(0, 1)``.
+
+    References:
+        Frank R. Hampel. "The Influence Curve and its Role in Robust Estimation". Journal
+        of the American Statistical Association 69(346), 1974.
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0, 1), got {quantile!r}")
+    z = np.abs(np.asarray(errors, dtype=float).ravel())
+    z = z[np.isfinite(z)]
+    if not len(z):
+        return 1.0
+    gaussian = float(special.ndtri(0.5 + 0.5 * quantile))
+    return max(1.0, float(np.quantile(z, quantile)) / gaussian)
 
 
 def _validate(
@@ -756,6 +816,7 @@ __all__ = [
     "Degenerate",
     "ModelFit",
     "Prediction",
+    "calibration_scale",
     "extrapolate",
     "fit_ensemble",
     "prob_exceeds",

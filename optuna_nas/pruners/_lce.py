@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import numbers
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import optuna
@@ -22,6 +24,10 @@ _logger = logging.getLogger(__name__)
 PREDICTED_MEAN_ATTR = "lce:predicted_mean"
 PREDICTED_STD_ATTR = "lce:predicted_std"
 P_IMPROVE_ATTR = "lce:p_improve"
+STD_SCALE_ATTR = "lce:std_scale"
+PREDICTIONS_ATTR = "lce:predictions"
+"""System attribute: every prediction made for the trial, ``[[n_reported, mean, std], ...]``
+in order, which the calibration reads back once the trial has completed."""
 
 _WARM_START_TRIALS = 64  # fits kept for warm starts; older running trials start cold again
 
@@ -36,6 +42,23 @@ class LearningCurvePruner(BasePruner):
     below ``threshold`` (smaller at the first decisions, see ``ramp_steps``); for a
     minimised objective, "beats" means "is lower than".
 
+    The predicted distribution is calibrated on the study's own history. Every prediction
+    is recorded on its trial; once a trial completes, its predictions become standardised
+    errors ``(final - mean) / std``. Before a decision with ``n`` values reported, the
+    pruner takes, from each completed trial, the error of its latest prediction made from
+    at most ``n`` values, and widens the predicted distribution by
+    ``max(1, Q / Phi^-1((1 + q) / 2))``, with ``Q`` the ``q``-quantile of the absolute
+    errors and ``q = calibration_quantile``
+    (:func:`~optuna_nas.pruners._curves.calibration_scale`). Where the extrapolations of
+    this study have proven reliable, the scale stays near 1 and the pruner prunes as
+    before; where curves cross, and trials that end best were far behind early, it grows
+    and the pruner holds back. The state lives in the storage, as a system attribute
+    ``lce:predictions`` on each trial, so every worker computes the same scale. To gather
+    errors early, the trials that cannot be pruned yet (before ``n_startup_trials``, or
+    while they reach the best) are extrapolated too; completed trials without
+    predictions, e.g. added with :meth:`optuna.study.Study.add_trial`, are left out, and
+    without any the prediction is used as fitted.
+
     The trial is never pruned:
 
     * before it has reported ``min_steps`` values, and then only every ``interval_steps``
@@ -46,9 +69,10 @@ class LearningCurvePruner(BasePruner):
     * when the curve is degenerate: flat, too short, too noisy, non-finite, or its
       extrapolation diverges or leaves ``bounds``.
 
-    Each prediction is stored on the trial as user attributes ``lce:predicted_mean``,
-    ``lce:predicted_std`` and ``lce:p_improve``, which the dashboard shows and
-    architecture samplers read to score pruned trials.
+    Each decision is stored on the trial as user attributes ``lce:predicted_mean``,
+    ``lce:predicted_std`` (calibrated: the fitted std times ``lce:std_scale``) and
+    ``lce:p_improve``, which the dashboard shows and architecture samplers read to score
+    pruned trials.
 
     Fits of a running trial are warm-started from its previous fit, which makes a decision
     on a 50-step curve take about 15 ms of CPU instead of 25 ms (median; Optuna's
@@ -99,6 +123,12 @@ class LearningCurvePruner(BasePruner):
             ``threshold / 36``, the third below ``threshold / 4``, and from the sixth on
             ``threshold`` itself. Short curves are the hardest to extrapolate; ``1`` turns
             the ramp off.
+        calibration_quantile: Which quantile of the completed trials' absolute
+            standardised errors the widened prediction matches, in ``(0, 1)``. The
+            default, the median, is the robust median-absolute-deviation estimate of the
+            errors' scale (Hampel, 1974); higher quantiles weigh the worst misses more.
+            ``None`` turns calibration off: predictions are used as fitted, and trials are
+            extrapolated only when they can be pruned.
 
     Raises:
         ValueError: For invalid arguments.
@@ -107,6 +137,9 @@ class LearningCurvePruner(BasePruner):
         Tobias Domhan, Jost Tobias Springenberg, Frank Hutter. "Speeding up Automatic
         Hyperparameter Optimization of Deep Neural Networks by Extrapolation of Learning
         Curves". IJCAI 2015.
+
+        Frank R. Hampel. "The Influence Curve and its Role in Robust Estimation". Journal
+        of the American Statistical Association 69(346), 1974.
     """
 
     def __init__(
@@ -118,6 +151,7 @@ class LearningCurvePruner(BasePruner):
         bounds: tuple[float, float] | None = (0.0, 1.0),
         interval_steps: int = 1,
         ramp_steps: int = 6,
+        calibration_quantile: float | None = 0.5,
     ) -> None:
         if not _is_int(max_step) or max_step < 1:
             raise ValueError(f"max_step must be an integer >= 1, got {max_step!r}")
@@ -139,6 +173,10 @@ class LearningCurvePruner(BasePruner):
             raise ValueError(f"interval_steps must be an integer >= 1, got {interval_steps!r}")
         if not _is_int(ramp_steps) or ramp_steps < 1:
             raise ValueError(f"ramp_steps must be an integer >= 1, got {ramp_steps!r}")
+        if calibration_quantile is not None and not 0.0 < calibration_quantile < 1.0:
+            raise ValueError(
+                f"calibration_quantile must lie in (0, 1) or be None, got {calibration_quantile!r}"
+            )
         self._max_step = int(max_step)
         self._threshold = float(threshold)
         self._min_steps = int(min_steps)
@@ -146,6 +184,9 @@ class LearningCurvePruner(BasePruner):
         self._bounds = bounds
         self._interval_steps = int(interval_steps)
         self._ramp_steps = int(ramp_steps)
+        self._calibration_quantile = (
+            None if calibration_quantile is None else float(calibration_quantile)
+        )
         self._warm_starts: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
@@ -168,18 +209,23 @@ class LearningCurvePruner(BasePruner):
         if (n_reported - self._min_steps) % self._interval_steps:
             return False
 
-        finals = [
-            t.value
+        completed = [
+            t
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.value is not None and math.isfinite(t.value)
         ]
-        if len(finals) < self._n_startup_trials:
-            return False
         maximize = study.direction == StudyDirection.MAXIMIZE
-        best = max(finals) if maximize else min(finals)
+        best: float | None = None
+        if len(completed) >= self._n_startup_trials:
+            finals = [t.value for t in completed if t.value is not None]
+            best = max(finals) if maximize else min(finals)
         latest = trial.intermediate_values[step]
-        if (latest >= best) if maximize else (latest <= best):
+        decides = best is not None and ((latest < best) if maximize else (latest > best))
+        if not decides and self._calibration_quantile is None:
             return False
+        # A trial that cannot be pruned yet (before n_startup_trials, or while it reaches
+        # the best) is still extrapolated when calibrating: the trials that end best are
+        # often of this kind, and their predictions are what calibration learns from.
 
         # Imported here, so that importing optuna_nas.pruners does not load SciPy's optimisers.
         from optuna_nas.pruners import _curves
@@ -203,12 +249,28 @@ class LearningCurvePruner(BasePruner):
             )
             return False
         self._remember(trial._trial_id, result.params)
+        storage = study._storage
+        if self._calibration_quantile is not None:
+            recorded = trial.system_attrs.get(PREDICTIONS_ATTR, [])
+            storage.set_trial_system_attr(
+                trial._trial_id,
+                PREDICTIONS_ATTR,
+                [*recorded, [n_reported, result.mean, result.std]],
+            )
+        if not decides or best is None:
+            return False
 
         direction = "maximize" if maximize else "minimize"
-        p_improve = _curves.prob_exceeds(result, best, direction)
-        storage = study._storage
+        scale = 1.0
+        if self._calibration_quantile is not None:
+            errors = [_standardized_error(t, n_reported) for t in completed]
+            scale = _curves.calibration_scale(
+                [e for e in errors if e is not None], self._calibration_quantile
+            )
+        p_improve = _curves.prob_exceeds(result, best, direction, scale=scale)
         storage.set_trial_user_attr(trial._trial_id, PREDICTED_MEAN_ATTR, result.mean)
-        storage.set_trial_user_attr(trial._trial_id, PREDICTED_STD_ATTR, result.std)
+        storage.set_trial_user_attr(trial._trial_id, PREDICTED_STD_ATTR, scale * result.std)
+        storage.set_trial_user_attr(trial._trial_id, STD_SCALE_ATTR, scale)
         storage.set_trial_user_attr(trial._trial_id, P_IMPROVE_ATTR, p_improve)
         return p_improve < self._threshold_at(n_reported)
 
@@ -223,6 +285,17 @@ class LearningCurvePruner(BasePruner):
         self._warm_starts[trial_id] = params  # now the newest
         while len(self._warm_starts) > _WARM_START_TRIALS:
             self._warm_starts.popitem(last=False)
+
+
+def _standardized_error(trial: optuna.trial.FrozenTrial, n_reported: int) -> float | None:
+    """``(final - mean) / std`` of the completed ``trial``'s latest prediction made from
+    at most ``n_reported`` values, or ``None`` if it has none."""
+    records: Sequence[Sequence[float]] = trial.system_attrs.get(PREDICTIONS_ATTR, ())
+    at = bisect.bisect_right([r[0] for r in records], n_reported)
+    if at == 0 or trial.value is None:
+        return None
+    _, mean, std = records[at - 1]
+    return (trial.value - mean) / std if std > 0.0 else None
 
 
 def _is_int(value: object) -> bool:

@@ -7,6 +7,7 @@ from optuna_nas.pruners._curves import (
     MODELS,
     Degenerate,
     Prediction,
+    calibration_scale,
     extrapolate,
     fit_ensemble,
     prob_exceeds,
@@ -193,3 +194,41 @@ def test_prob_exceeds_rejects_unknown_direction() -> None:
     assert prediction is not None
     with pytest.raises(ValueError, match="maximize"):
         prob_exceeds(prediction, 0.5, "max")
+
+
+def test_prob_exceeds_scale_stretches_the_mixture_about_its_mean() -> None:
+    prediction = extrapolate(OBSERVED, _curve(_pow3_curve(), 0.01, 0), TARGET, bounds=(0, 1))
+    assert prediction is not None
+    above = prediction.mean + 2.0 * prediction.std
+    assert prob_exceeds(prediction, above, scale=1.0) == prob_exceeds(prediction, above)
+    widened = [prob_exceeds(prediction, above, scale=s) for s in (1.0, 2.0, 4.0)]
+    assert widened[0] < 0.05
+    assert widened[0] < widened[1] < widened[2] < 0.5
+    below = prediction.mean - 2.0 * prediction.std
+    assert prob_exceeds(prediction, below, "minimize", scale=4.0) > prob_exceeds(
+        prediction, below, "minimize"
+    )
+    for scale in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="scale"):
+            prob_exceeds(prediction, above, scale=scale)
+
+
+def test_calibration_scale() -> None:
+    rng = np.random.default_rng(0)
+    assert calibration_scale([]) == 1.0
+    assert calibration_scale([np.nan, np.inf]) == 1.0
+    # Errors of calibrated predictions, or smaller ones, never narrow a prediction.
+    assert calibration_scale(rng.normal(0.0, 1.0, 2000)) == pytest.approx(1.0, abs=0.08)
+    assert calibration_scale(rng.normal(0.0, 0.2, 50)) == 1.0
+    # Predictions three times too narrow: the scale recovers the factor, for any quantile,
+    # and the sign of the errors does not matter.
+    errors = rng.normal(0.0, 3.0, 2000)
+    for quantile in (0.5, 0.8, 0.95):
+        assert calibration_scale(errors, quantile) == pytest.approx(3.0, rel=0.1)
+    assert calibration_scale(-errors) == calibration_scale(errors)
+    # One huge miss among accurate predictions moves the median little, a high quantile more.
+    one_miss = [*rng.normal(0.0, 1.0, 9), 50.0]
+    assert calibration_scale(one_miss) < 2.0 < calibration_scale(one_miss, 0.95)
+    for quantile in (0.0, 1.0):
+        with pytest.raises(ValueError, match="quantile"):
+            calibration_scale([1.0], quantile)

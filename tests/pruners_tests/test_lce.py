@@ -15,6 +15,7 @@ from optuna_nas.training import fit, seed_everything
 
 MAX_STEP = 29
 ATTRS = ("lce:predicted_mean", "lce:predicted_std", "lce:p_improve")
+PREDICTIONS = "lce:predictions"
 
 
 def _curve(final: float, n: int = MAX_STEP + 1, noise: float = 0.005, seed: int = 0) -> list:
@@ -29,14 +30,28 @@ def _study(
     pruner: optuna.pruners.BasePruner,
     finals: Sequence[float] = (0.9, 0.92, 0.95, 0.85, 0.8),
     direction: str = "maximize",
+    history: tuple[float, float] | None = None,
 ) -> optuna.Study:
+    """A study with completed trials ending at ``finals``; ``history=(error, std)`` records
+    on each of them a prediction at every step that missed its final value by ``error``
+    (final minus predicted, in the objective's units) with standard deviation ``std``."""
     study = optuna.create_study(direction=direction, pruner=pruner)
     for i, final in enumerate(finals):
         curve = _curve(final, seed=100 + i)
         if direction == "minimize":
             curve = [1.0 - v for v in curve]
+        system_attrs = {}
+        if history is not None:
+            error, std = history
+            system_attrs[PREDICTIONS] = [
+                [n, curve[-1] - error, std] for n in range(4, MAX_STEP + 1)
+            ]
         study.add_trial(
-            optuna.trial.create_trial(value=curve[-1], intermediate_values=dict(enumerate(curve)))
+            optuna.trial.create_trial(
+                value=curve[-1],
+                intermediate_values=dict(enumerate(curve)),
+                system_attrs=system_attrs,
+            )
         )
     return study
 
@@ -74,6 +89,80 @@ def test_keeps_a_clearly_better_curve() -> None:
     attrs = _attrs(study, trial)
     assert attrs["lce:p_improve"] > 0.5
     assert attrs["lce:predicted_mean"] > best
+
+
+def test_calibration_holds_back_where_extrapolations_proved_wrong() -> None:
+    hopeless = _curve(0.6)[:12]
+    # Every completed trial was predicted 0.3 below its final value, with a std of 0.01.
+    wrong = _study(LearningCurvePruner(max_step=MAX_STEP), history=(0.3, 0.01))
+    trial, pruned = _report(wrong, hopeless)
+    assert not pruned
+    attrs = _attrs(wrong, trial)
+    assert attrs["lce:std_scale"] > 10.0
+    assert attrs["lce:p_improve"] >= 0.05
+    assert attrs["lce:predicted_std"] > 10.0 * _fitted_std(wrong, trial)
+    # Accurate history (errors of half a std) leaves the prediction as fitted.
+    accurate = _study(LearningCurvePruner(max_step=MAX_STEP), history=(0.005, 0.01))
+    trial, pruned = _report(accurate, hopeless)
+    assert pruned
+    assert _attrs(accurate, trial)["lce:std_scale"] == 1.0
+    # Without calibration, the wrong history is ignored and nothing is recorded.
+    uncalibrated = LearningCurvePruner(max_step=MAX_STEP, calibration_quantile=None)
+    study = _study(uncalibrated, history=(0.3, 0.01))
+    trial, pruned = _report(study, hopeless)
+    assert pruned
+    assert PREDICTIONS not in study._storage.get_trial(trial._trial_id).system_attrs
+
+
+def test_calibration_respects_the_direction() -> None:
+    hopeless = [1.0 - v for v in _curve(0.6)[:12]]
+    # Losses predicted 0.3 too high: the trials ended far better (lower) than foreseen.
+    wrong = _study(
+        LearningCurvePruner(max_step=MAX_STEP), direction="minimize", history=(-0.3, 0.01)
+    )
+    trial, pruned = _report(wrong, hopeless)
+    assert not pruned
+    assert _attrs(wrong, trial)["lce:std_scale"] > 10.0
+    accurate = _study(
+        LearningCurvePruner(max_step=MAX_STEP), direction="minimize", history=(-0.005, 0.01)
+    )
+    assert _report(accurate, hopeless)[1]
+
+
+def test_calibration_learns_from_the_study_and_is_shared_by_workers() -> None:
+    pruner = LearningCurvePruner(max_step=MAX_STEP)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for i, final in enumerate((0.9, 0.92, 0.95, 0.85, 0.8)):
+        curve = _curve(final, seed=100 + i)
+        trial = study.ask()
+        for step, value in enumerate(curve):
+            trial.report(value, step)
+            assert not trial.should_prune()
+        study.tell(trial, curve[-1])
+    # Startup trials cannot be pruned, but every step from min_steps was extrapolated.
+    for frozen in study.get_trials(states=(TrialState.COMPLETE,)):
+        records = frozen.system_attrs[PREDICTIONS]
+        reported = [r[0] for r in records]
+        assert reported == sorted(reported) and reported[-1] == MAX_STEP
+        assert len(reported) >= MAX_STEP - 6
+        assert not set(ATTRS) & set(frozen.user_attrs)
+    trial, pruned = _report(study, _curve(0.6)[:12])
+    assert pruned
+    attrs = _attrs(study, trial)
+    assert 1.0 <= attrs["lce:std_scale"] < 3.0
+    # A second worker, with a pruner of its own, rebuilds the same calibration from storage.
+    other = optuna.load_study(
+        study_name=study.study_name,
+        storage=study._storage,
+        pruner=LearningCurvePruner(max_step=MAX_STEP),
+    )
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert other.pruner.prune(other, frozen)
+    assert _attrs(study, trial)["lce:std_scale"] == attrs["lce:std_scale"]
+
+
+def _fitted_std(study: optuna.Study, trial: optuna.trial.Trial) -> float:
+    return study._storage.get_trial(trial._trial_id).system_attrs[PREDICTIONS][-1][2]
 
 
 def test_never_prunes_before_min_steps() -> None:
@@ -237,6 +326,8 @@ def test_threshold_ramps_up_over_the_first_decisions() -> None:
         ({"bounds": (0.0, 0.5, 1.0)}, "bounds"),
         ({"interval_steps": 0}, "interval_steps"),
         ({"ramp_steps": 0}, "ramp_steps"),
+        ({"calibration_quantile": 0.0}, "calibration_quantile"),
+        ({"calibration_quantile": 1.0}, "calibration_quantile"),
     ],
 )
 def test_invalid_arguments(kwargs: dict, message: str) -> None:
