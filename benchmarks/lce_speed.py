@@ -8,7 +8,9 @@ warm-started) and Optuna's :class:`~optuna.pruners.MedianPruner` as
 every curve runs to its end. The study holds ``--completed`` finished trials whose final
 value is 1.0, the upper bound, so the learning-curve pruner fits at every step from
 ``min_steps`` until the last (its early exits, before ``min_steps`` and at ``max_step``,
-are timed apart as "all calls").
+are timed apart as "all calls"). Each completed trial carries an exact recorded prediction
+at every step, as the pruner leaves on the trials it sees, so the calibration's reading of
+them is timed as well (it finds nothing to widen).
 
 Two sets of curves:
 
@@ -64,6 +66,7 @@ import scipy  # noqa: E402
 
 from optuna_nas import pruners  # noqa: E402
 from optuna_nas.pruners import _curves  # noqa: E402
+from optuna_nas.pruners._lce import PREDICTIONS_ATTR  # noqa: E402
 
 SYNTHETIC_STEPS = 50
 LCDB_MIN_ANCHORS = 20
@@ -135,14 +138,19 @@ def time_curves(curves: Sequence[np.ndarray], n_completed: int) -> Timings:
         lce = pruners.create("lce", max_step=max_step)
         median = pruners.create("median", max_step=max_step)
         study = optuna.create_study(direction="maximize")
+        min_steps = lce._min_steps  # type: ignore[attr-defined]
+        # Each completed trial carries what the pruner would have recorded on it, a
+        # prediction at every fitting step (here exact), so the calibration is timed too.
+        history = [[n, 1.0, 0.01] for n in range(min_steps, max_step + 1)]
         for _ in range(n_completed):
             study.add_trial(
                 optuna.trial.create_trial(
-                    value=1.0, intermediate_values={s: 1.0 for s in range(len(curve))}
+                    value=1.0,
+                    intermediate_values={s: 1.0 for s in range(len(curve))},
+                    system_attrs={PREDICTIONS_ATTR: history},
                 )
             )
         trial = study.ask()
-        min_steps = lce._min_steps  # type: ignore[attr-defined]
         first_prune: int | None = None
         for step, value in enumerate(curve):
             trial.report(float(value), step)
@@ -283,10 +291,12 @@ def report(
         "- load average at the end (1, 5, 15 min): "
         + ", ".join(f"{load:.2f}" for load in os.getloadavg()),
         f"- one in-memory study per curve with {n_completed} completed trials (final value "
-        "1.0); both pruners decide on the same frozen trial at every step; decisions are "
+        "1.0, each with a recorded prediction at every step, read by the calibration); "
+        "both pruners decide on the same frozen trial at every step; decisions are "
         "timed, not acted on",
         "- lce: `pruners.create('lce', max_step=len(curve) - 1)` (defaults: min_steps = "
-        "max(4, (max_step + 1) // 8), warm-started refits); median: "
+        "max(4, (max_step + 1) // 8), threshold ramped over 6 decisions, calibration "
+        "quantile 0.5, warm-started refits); median: "
         "`pruners.create('median', max_step=...)`",
         "- 'fitting decisions': steps from min_steps to max_step - 1, where lce fits the "
         "curve; 'all calls': every step",
@@ -335,7 +345,9 @@ def report(
         "## Decisions",
         "",
         f"{tally.winners + tally.losers} synthetic curves, each "
-        "against 5 others as completed trials; a winner beats all five.",
+        "against 5 others as completed trials; a winner beats all five. The completed "
+        "trials are added without recorded predictions, so lce decides uncalibrated here "
+        "(scale 1); the pruner replays (`benchmarks/pruner_replay.py`) judge calibration.",
         "",
         "| pruner | winners pruned | other curves pruned | steps saved |",
         "|---|---|---|---|",

@@ -17,7 +17,7 @@ Every replay runs, on the same order, each pruner in a real single-worker Optuna
 with in-memory storage (:func:`optuna_nas.benchmarks.replay_study`): ours, ``lce`` and
 ``fidelity`` (when :func:`optuna_nas.pruners.available` has it; ``lce-untuned`` is the
 learning-curve pruner with its defaults before they were tuned on the MNIST-1D bank:
-``min_steps=max(5, (max_step + 1) // 5)``, no threshold ramp), Optuna's
+``min_steps=max(5, (max_step + 1) // 5)``, no threshold ramp, no calibration), Optuna's
 ``MedianPruner``, ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` as
 :func:`optuna_nas.pruners.create` builds them, and no pruning; plus the baseline that
 trains every trial one step and finishes only the top ``--top-k`` fraction.
@@ -144,9 +144,13 @@ def load_lcdb(
 
 
 def _lce_before_tuning(max_step: int) -> optuna.pruners.BasePruner:
-    # LearningCurvePruner's defaults before they were tuned on the MNIST-1D bank.
+    # LearningCurvePruner's defaults before they were tuned on the MNIST-1D bank, and
+    # before its predictions were calibrated on the study's history.
     return pruners.LearningCurvePruner(
-        max_step=max_step, min_steps=max(5, (max_step + 1) // 5), ramp_steps=1
+        max_step=max_step,
+        min_steps=max(5, (max_step + 1) // 5),
+        ramp_steps=1,
+        calibration_quantile=None,
     )
 
 
