@@ -119,6 +119,10 @@ class ArchitectureObjective:
             previews; its id goes to the ``architecture_svg`` user attribute. If the
             drawing cannot be written (a full disk), the trial fails at once with
             ``fail_reason`` ``artifact_write`` and the study goes on.
+        save_checkpoints: Whether trials save their weights to ``artifact_store``.
+            Each checkpoint is the size of its model, so a long search of large models
+            can fill a disk; ``False`` keeps only the drawings. Must stay ``True`` with
+            ``inherit_weights``, whose children read their parents' checkpoints.
         inherit_weights: Warm-start a trial whose sampler recorded a parent (the
             ``optuna_nas:parent`` system attribute or ``parent_trial`` user attribute, as
             :class:`~optuna_nas.samplers.RegularizedEvolutionSampler` writes) from the
@@ -133,6 +137,9 @@ class ArchitectureObjective:
             tensors train at ``training.lr``. ``None`` takes
             :data:`optuna_nas.training.INHERIT_LR_SCALE`, chosen by measuring evolution
             children (BENCHMARKS.md).
+        inherit_partial: With ``inherit_weights``, also transfer the tensors whose shape
+            a mutation changed (``fit``'s argument of the same name); ``False`` copies
+            only the tensors whose name and shape match.
 
     Example:
         .. code-block:: python
@@ -154,6 +161,8 @@ class ArchitectureObjective:
         artifact_store: ArtifactStore | None = None,
         inherit_weights: bool = False,
         inherit_lr_scale: float | None = None,
+        inherit_partial: bool = True,
+        save_checkpoints: bool = True,
     ) -> None:
         from optuna_nas.training import INHERIT_LR_SCALE
 
@@ -169,6 +178,11 @@ class ArchitectureObjective:
                 "inherit_weights=True needs an artifact store to keep the parents' weights; "
                 "pass artifact_store=optuna_nas.open_artifact_store(folder)"
             )
+        if inherit_weights and not save_checkpoints:
+            raise ValueError(
+                "inherit_weights=True reads the parents' checkpoints, which "
+                "save_checkpoints=False would not write; keep save_checkpoints=True"
+            )
         self.space = space
         self.dataset = dataset
         self.training = training or TrainingConfig()
@@ -176,6 +190,8 @@ class ArchitectureObjective:
         self.artifact_store = artifact_store
         self.inherit_weights = inherit_weights
         self.inherit_lr_scale = inherit_lr_scale
+        self.inherit_partial = inherit_partial
+        self.save_checkpoints = save_checkpoints
 
     def __call__(self, trial: optuna.Trial) -> float:
         from optuna_nas.training import fit, seed_everything
@@ -200,6 +216,7 @@ class ArchitectureObjective:
                 evaluate_test=True,
                 init_state_dict=self._parent_weights(trial) if self.inherit_weights else None,
                 inherit_lr_scale=self.inherit_lr_scale,
+                inherit_partial=self.inherit_partial,
             )
         except optuna.TrialPruned:
             # Samplers may still pick a pruned trial as a parent.
@@ -276,7 +293,7 @@ class ArchitectureObjective:
     def _save_weights(self, trial: optuna.Trial, model: torch.nn.Module) -> None:
         from optuna_nas.training import save_checkpoint
 
-        if self.artifact_store is None:
+        if self.artifact_store is None or not self.save_checkpoints:
             return
         # A checkpoint is a by-product: a full disk or an unreachable store must not fail
         # a trial whose result is already measured.

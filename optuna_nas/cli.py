@@ -110,6 +110,17 @@ def _parser() -> argparse.ArgumentParser:
         "fraction of --lr (default: optuna_nas.training.INHERIT_LR_SCALE; 1.0 for the "
         "full rate)",
     )
+    search.add_argument(
+        "--no-partial-inherit",
+        action="store_true",
+        help="with --inherit-weights, copy only tensors whose name and shape match; "
+        "start the ones a mutation reshaped fresh",
+    )
+    search.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="do not save each trial's weights (saves disk; incompatible with --inherit-weights)",
+    )
     search.set_defaults(handler=_search)
 
     best = sub.add_parser("best", help="print or export the best architecture as JSON")
@@ -302,6 +313,11 @@ def _search(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Everything is validated before the storage is touched, so bad input leaves no study.
     try:
+        if args.inherit_weights and args.no_checkpoints:
+            raise ValueError(
+                "--inherit-weights reads the parents' checkpoints, which --no-checkpoints "
+                "would not write; drop one of the two"
+            )
         space = spaces.create(args.space, **spaces.parse_space_args(args.space_arg))
         if args.dataset not in data.available():
             raise ValueError(
@@ -357,6 +373,8 @@ def _search(args: argparse.Namespace) -> int:
         artifact_store=artifact_store,
         inherit_weights=args.inherit_weights,
         inherit_lr_scale=args.inherit_lr_scale,
+        inherit_partial=not args.no_partial_inherit,
+        save_checkpoints=not args.no_checkpoints,
     )
     study.optimize(
         objective,

@@ -43,3 +43,31 @@ def test_search_refuses_a_non_positive_inherit_lr_scale(
     with pytest.raises(SystemExit):
         main("search --inherit-weights --inherit-lr-scale 0 --n-trials 1".split())
     assert "--inherit-lr-scale" in capsys.readouterr().err
+
+
+def test_search_no_checkpoints_keeps_drawings_but_no_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, single_thread: None
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = (
+        "search --no-checkpoints --n-trials 2 --dataset digits --epochs 1 "
+        "--space-arg filters=[4] --space-arg max_layers=1 --study-name light --no-progress"
+    ).split()
+    assert main(args) == 0
+    study = optuna.load_study(study_name="light", storage="sqlite:///optuna_nas.db")
+    artifacts = tmp_path / "optuna_nas_artifacts"
+    for trial in study.trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert CHECKPOINT_ATTR not in trial.user_attrs
+        assert (artifacts / trial.user_attrs["architecture_svg"]).is_file()
+    assert sum(1 for _ in artifacts.iterdir()) == len(study.trials)
+
+
+def test_search_refuses_inherit_weights_without_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main("search --inherit-weights --no-checkpoints --n-trials 1".split())
+    assert code != 0
+    assert "--no-checkpoints" in capsys.readouterr().err
+    assert not (tmp_path / "optuna_nas.db").exists()

@@ -448,3 +448,17 @@ def test_objective_saves_checkpoints_and_children_inherit(
 def test_objective_without_store_cannot_inherit(digits: data.Dataset) -> None:
     with pytest.raises(ValueError, match="needs an artifact store"):
         ArchitectureObjective(spaces.create("chain"), digits, inherit_weights=True)
+
+
+def test_objective_cannot_inherit_without_saving_checkpoints(
+    digits: data.Dataset, tmp_path: Path
+) -> None:
+    store = open_artifact_store(tmp_path / "artifacts")
+    with pytest.raises(ValueError, match="save_checkpoints"):
+        ArchitectureObjective(
+            spaces.create("chain"),
+            digits,
+            artifact_store=store,
+            inherit_weights=True,
+            save_checkpoints=False,
+        )
