@@ -75,8 +75,8 @@ class LearningCurvePruner(BasePruner):
     pruned trials.
 
     Fits of a running trial are warm-started from its previous fit, which makes a decision
-    on a 50-step curve take about 15 ms of CPU instead of 25 ms (median; Optuna's
-    MedianPruner takes 0.2 ms; see ``benchmarks/results/lce_speed.md``).
+    on a 50-step curve take about 17 ms of CPU instead of 29 ms (median, calibration
+    included; Optuna's MedianPruner takes 0.13 ms; see ``benchmarks/results/lce_speed.md``).
 
     .. note::
         :func:`optuna_nas.training.fit` anneals the learning rate with a cosine schedule,
@@ -224,8 +224,9 @@ class LearningCurvePruner(BasePruner):
         if not decides and self._calibration_quantile is None:
             return False
         # A trial that cannot be pruned yet (before n_startup_trials, or while it reaches
-        # the best) is still extrapolated when calibrating: the trials that end best are
-        # often of this kind, and their predictions are what calibration learns from.
+        # the best) is still extrapolated when calibrating. Startup trials complete
+        # whatever their early curve looks like, so their errors are the calibration's
+        # unbiased sample, crossing curves included.
 
         # Imported here, so that importing optuna_nas.pruners does not load SciPy's optimisers.
         from optuna_nas.pruners import _curves
