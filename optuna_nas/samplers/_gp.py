@@ -60,9 +60,8 @@ class ConditionalGPSampler(PlannedSampler):
        heavily skewed, with a few broken architectures far below the rest, and on the
        raw scale the GP cannot tell the good ones apart. Constraint values are not
        warped, their sign matters. Hyperparameters are re-optimized, starting from
-       the last ones, whenever the data has grown by 10% (every trial when the space is
-       scored exhaustively, see 3.) or a new parameter appeared; in between, the GP keeps
-       them and only conditions on the new trials;
+       the last ones, whenever the data has grown by 10% or a new parameter appeared; in
+       between, the GP keeps them and only conditions on the new trials;
     2. the acquisition is ``qLogNoisyExpectedImprovement`` for one objective and
        ``qLogNoisyExpectedHypervolumeImprovement`` for several, with the observed
        points as baseline, constraint models weighting by the probability of
@@ -219,9 +218,6 @@ class ConditionalGPSampler(PlannedSampler):
         # Hyperparameters move little with one more point, and each optimization costs
         # O(n^3) per step, the largest part of a plan at a few hundred trials.
         self._refit_growth = 1.1
-        # An enumerable space is small enough for its GP to be refitted every trial (on
-        # NAS-Bench-201, ~50 ms more per trial).
-        self._refit_growth_exhaustive = 1.0
         # With one objective, no constraints and no pending points, score an enumerated
         # space with analytic LogEI rather than Monte Carlo qLogNEI.
         self._analytic_ei = True
@@ -428,7 +424,7 @@ class ConditionalGPSampler(PlannedSampler):
                 return None
             values = torch.tensor([[float(observed[i].constraints[name])] for i in rows])
             outcomes.append((f"{study.study_name}:constraint:{name}", X[rows], values.to(X)))
-        growth = self._refit_growth_exhaustive if self._enumerate() else self._refit_growth
+        growth = self._refit_growth
         models = []
         for key, x, y in outcomes:
             n_fitted, warm = self._warm_start.get(key, (0, None))
