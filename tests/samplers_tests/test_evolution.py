@@ -289,3 +289,48 @@ def test_skip_evaluated_avoids_spending_queries_twice() -> None:
     with_repeats = _repeats(skip_evaluated=False)
     assert with_repeats > 5
     assert _repeats(skip_evaluated=True) < with_repeats / 3
+
+
+def _equivalent_repeats(canonicalize) -> int:
+    space = spaces.create("nb201")
+    sampler = RegularizedEvolutionSampler(
+        population_size=6, space=space, canonicalize=canonicalize, seed=3
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        # Rewards cutting edges, so the population holds cells with unreachable edges,
+        # whose mutation gives an equivalent cell.
+        ops = space.suggest(trial).genotype
+        return float(sum(op == "none" for op in ops) + sum(op == "nor_conv_3x3" for op in ops))
+
+    study.optimize(objective, n_trials=60)
+    seen: set = set()
+    repeats = 0
+    for t in study.trials:
+        key = samplers.nb201_canonical(t.params)
+        repeats += key in seen
+        seen.add(key)
+    return repeats
+
+
+def test_canonicalizer_keeps_equivalent_children_out() -> None:
+    without = _equivalent_repeats(None)
+    assert without > 5
+    assert _equivalent_repeats(samplers.nb201_canonical) < without / 3
+
+
+def test_canonicalizer_needs_the_space_and_a_function() -> None:
+    with pytest.raises(ValueError, match="pass space"):
+        RegularizedEvolutionSampler(canonicalize=samplers.nb201_canonical)
+    with pytest.raises(ValueError, match="canonicalize must be a function"):
+        RegularizedEvolutionSampler(space=NB201, canonicalize="iso")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="SearchSpace"):
+        RegularizedEvolutionSampler(space="nb201")  # type: ignore[arg-type]
+
+
+def test_default_tournament_takes_the_whole_population() -> None:
+    sampler = samplers.create("evolution", seed=0, space=NB201, population_size=7)
+    assert isinstance(sampler, RegularizedEvolutionSampler)
+    assert sampler._sample_size == 7
+    assert sampler._space is NB201
