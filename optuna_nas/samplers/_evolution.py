@@ -17,9 +17,9 @@ from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_nas.samplers._genome import genome_key, mutate
+from optuna_nas.samplers._genome import mutate
 from optuna_nas.samplers._planned import PlannedSampler, trial_score
-from optuna_nas.samplers._random import Canonicalizer
+from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
 PARENT_ATTR = "optuna_nas:parent"
@@ -188,21 +188,7 @@ class RegularizedEvolutionSampler(PlannedSampler):
         canonicalize: Canonicalizer | None = None,
         seed: int | None = None,
     ) -> None:
-        if space is not None and not isinstance(space, SearchSpace):
-            raise ValueError(
-                f"space must be an optuna_nas.spaces.SearchSpace, got {type(space).__name__}; "
-                "create one with optuna_nas.spaces.create(name)"
-            )
-        if canonicalize is not None and space is None:
-            raise ValueError(
-                "canonicalize applies to architectures, which the sampler only knows "
-                "before a trial runs when it has the space; pass space=... as well"
-            )
-        if canonicalize is not None and not callable(canonicalize):
-            raise ValueError(
-                "canonicalize must be a function from an architecture's active parameters "
-                f"to a hashable key, got {type(canonicalize).__name__}"
-            )
+        check_canonicalizer(space, canonicalize)
         for name, value in (("population_size", population_size), ("n_mutations", n_mutations)):
             _check_positive(name, value)
         if sample_size is None:
@@ -284,12 +270,4 @@ class RegularizedEvolutionSampler(PlannedSampler):
         return keys
 
     def _key(self, genome: Mapping[str, Any]) -> Hashable:
-        """What makes two children the same: the canonicalizer's key of the active
-        parameters when there is one, else the assignment itself."""
-        if self._canonicalize is None or self._space is None:
-            return genome_key(genome)
-        try:
-            active = self._space.from_params(genome).param_dict
-        except ValueError:
-            return genome_key(genome)  # newly activated parameters are not drawn yet
-        return self._canonicalize(active)
+        return architecture_key(genome, self._space, self._canonicalize)

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_nas.samplers import _gp_model
 from optuna_nas.samplers._genome import genome_key
 from optuna_nas.samplers._planned import PlannedSampler, trial_score
-from optuna_nas.samplers._random import Canonicalizer
+from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
 if TYPE_CHECKING:
@@ -164,11 +164,7 @@ class ConditionalGPSampler(PlannedSampler):
             raise ValueError(
                 f"n_startup_trials must be a non-negative integer, got {n_startup_trials!r}"
             )
-        if space is not None and not isinstance(space, SearchSpace):
-            raise ValueError(
-                f"space must be an optuna_nas.spaces.SearchSpace, got {type(space).__name__}; "
-                "create one with optuna_nas.spaces.create(name)"
-            )
+        check_canonicalizer(space, canonicalize)
         if (
             not isinstance(max_exhaustive_candidates, int)
             or isinstance(max_exhaustive_candidates, bool)
@@ -177,16 +173,6 @@ class ConditionalGPSampler(PlannedSampler):
             raise ValueError(
                 "max_exhaustive_candidates must be a non-negative integer, "
                 f"got {max_exhaustive_candidates!r}"
-            )
-        if canonicalize is not None and space is None:
-            raise ValueError(
-                "canonicalize applies to architectures, which the sampler only knows "
-                "before a trial runs when it has the space; pass space=... as well"
-            )
-        if canonicalize is not None and not callable(canonicalize):
-            raise ValueError(
-                "canonicalize must be a function from an architecture's active parameters "
-                f"to a hashable key, got {type(canonicalize).__name__}"
             )
         super().__init__(seed=seed)
         self._canonicalize = canonicalize
@@ -356,15 +342,7 @@ class ConditionalGPSampler(PlannedSampler):
         )
 
     def _key(self, genome: Mapping[str, Any]) -> Hashable:
-        """What makes two assignments the same: the canonicalizer's key of the active
-        parameters when there is one, else the assignment itself."""
-        if self._canonicalize is None or self._space is None:
-            return genome_key(genome)
-        try:
-            active = self._space.from_params(genome).param_dict
-        except ValueError:
-            return genome_key(genome)  # not (yet) an architecture of the space
-        return self._canonicalize(active)
+        return architecture_key(genome, self._space, self._canonicalize)
 
     def _enumerate(self) -> list[dict[str, Any]]:
         """Every architecture of ``space`` when it has at most ``max_exhaustive_candidates``,

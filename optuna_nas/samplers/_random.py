@@ -102,6 +102,47 @@ def nb201_canonical(params: Mapping[str, Any]) -> str:
     return nodes[3]
 
 
+def architecture_key(
+    genome: Mapping[str, Any],
+    space: SearchSpace | None = None,
+    canonicalize: Canonicalizer | None = None,
+) -> Hashable:
+    """What makes two assignments the same architecture, for deduplication.
+
+    With both ``space`` and ``canonicalize``, the canonicalizer's key of the assignment's
+    active parameters; otherwise, or when the assignment is not (yet) an architecture of
+    the space (a mutation's newly activated parameters are drawn later), the assignment
+    itself as :func:`~optuna_nas.samplers._genome.genome_key` keys it.
+    """
+    if canonicalize is None or space is None:
+        return genome_key(genome)
+    try:
+        active = space.from_params(genome).param_dict
+    except ValueError:
+        return genome_key(genome)
+    return canonicalize(active)
+
+
+def check_canonicalizer(space: object, canonicalize: object) -> None:
+    """Raises :class:`ValueError` unless ``space`` is ``None`` or a search space, and
+    ``canonicalize`` is ``None`` or a function that comes with a space."""
+    if space is not None and not isinstance(space, SearchSpace):
+        raise ValueError(
+            f"space must be an optuna_nas.spaces.SearchSpace, got {type(space).__name__}; "
+            "create one with optuna_nas.spaces.create(name)"
+        )
+    if canonicalize is not None and space is None:
+        raise ValueError(
+            "canonicalize applies to architectures, which the sampler only knows "
+            "before a trial runs when it has the space; pass space=... as well"
+        )
+    if canonicalize is not None and not callable(canonicalize):
+        raise ValueError(
+            "canonicalize must be a function from an architecture's active parameters "
+            f"to a hashable key, got {type(canonicalize).__name__}"
+        )
+
+
 class AssignmentIndex:
     """Earlier assignments of a define-by-run objective, for telling whether a new one repeats.
 
