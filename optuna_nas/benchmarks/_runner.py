@@ -34,7 +34,7 @@ _OPTUNA_SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
 }
 
 
-_CANONICALIZING = frozenset({"random", "evolution", "gp"})
+_CANONICALIZING = frozenset({"random", "evolution", "reinforce", "gp"})
 """Our samplers that take a ``canonicalize`` argument: they get NB201's isomorphism classes
 (:func:`~optuna_nas.samplers.nb201_canonical`), so they never query a cell equivalent to
 one already queried."""
@@ -138,9 +138,10 @@ def run_nb201(
     again, as in the benchmark's protocol. The result is the cell with the best reward among
     the counted queries (the first found on ties) and its 200-epoch test accuracy.
 
-    Our ``random``, ``evolution`` and ``gp`` samplers receive the space and, unless
-    ``sampler_kwargs`` says otherwise, ``canonicalize=nb201_canonical``: they skip cells
-    computationally isomorphic to a cell already queried (6,466 classes among the 15,625 cells).
+    All four of our samplers (``random``, ``evolution``, ``reinforce`` and ``gp``) receive
+    the space and, unless ``sampler_kwargs`` says otherwise,
+    ``canonicalize=nb201_canonical``: they skip cells computationally isomorphic to a cell
+    already queried (6,466 classes among the 15,625 cells).
 
     Args:
         sampler_name: One of :func:`available_samplers`.

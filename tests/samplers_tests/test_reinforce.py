@@ -211,11 +211,11 @@ def test_same_seed_same_sequence(kind: str) -> None:
 )
 def test_learns_synthetic_nb201_objective(kind: str, direction: str) -> None:
     # The objective rewards nor_conv_3x3 edges whatever the direction, so a sampler that
-    # ignored the direction would learn the opposite.
+    # ignored the direction would learn the opposite. Repeats are allowed: with
+    # skip_evaluated the last trials must leave the few best cells once all are measured.
     sign = 1 if direction == "maximize" else -1
-    study = optuna.create_study(
-        direction=direction, sampler=REINFORCESampler(seed=0, controller=kind)
-    )
+    sampler = REINFORCESampler(seed=0, controller=kind, skip_evaluated=False)
+    study = optuna.create_study(direction=direction, sampler=sampler)
     study.optimize(lambda t: sign * conv3x3_count(t), n_trials=200)
     counts = np.array([sign * t.value for t in study.trials])
     # Random search averages 6 / 5 = 1.2 such edges.
@@ -325,3 +325,47 @@ def test_multi_objective_study_is_rejected() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=REINFORCESampler())
     with pytest.raises(ValueError, match="single-objective"):
         study.ask()
+
+
+def _repeats(canonical: bool, **kwargs) -> int:
+    """Trials of an 80-trial NB201 study repeating an earlier one: exactly, or as an
+    equivalent cell with ``canonical``."""
+    space = spaces.create("nb201")
+    sampler = REINFORCESampler(seed=4, learning_rate=0.3, **kwargs)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        ops = space.suggest(trial).genotype
+        return float(sum(op == "nor_conv_3x3" for op in ops) + 2 * (ops[0] == "none"))
+
+    study.optimize(objective, n_trials=80)
+    key = samplers.nb201_canonical if canonical else lambda p: tuple(sorted(p.items()))
+    seen: set = set()
+    repeats = 0
+    for t in study.trials:
+        repeats += key(t.params) in seen
+        seen.add(key(t.params))
+    return repeats
+
+
+def test_skip_evaluated_keeps_a_concentrated_policy_off_repeats() -> None:
+    # A fast rate concentrates the policy within a few dozen trials.
+    with_repeats = _repeats(False, skip_evaluated=False)
+    assert with_repeats > 10
+    assert _repeats(False) < with_repeats / 3
+
+
+def test_canonicalizer_keeps_equivalent_samples_out() -> None:
+    # Edge node1/in0 set to none cuts everything behind node 1: many equivalent cells.
+    without = _repeats(True)
+    assert without > 10
+    space = spaces.create("nb201")
+    assert _repeats(True, space=space, canonicalize=samplers.nb201_canonical) < without / 3
+
+
+def test_canonicalizer_needs_the_space() -> None:
+    with pytest.raises(ValueError, match="pass space"):
+        REINFORCESampler(canonicalize=samplers.nb201_canonical)
+    sampler = samplers.create("reinforce", seed=0, space=spaces.create("nb201"))
+    assert isinstance(sampler, REINFORCESampler)
+    assert sampler._space is not None
