@@ -109,18 +109,19 @@ def architecture_key(
 ) -> Hashable:
     """What makes two assignments the same architecture, for deduplication.
 
-    With both ``space`` and ``canonicalize``, the canonicalizer's key of the assignment's
-    active parameters; otherwise, or when the assignment is not (yet) an architecture of
-    the space (a mutation's newly activated parameters are drawn later), the assignment
-    itself as :func:`~optuna_nas.samplers._genome.genome_key` keys it.
+    With ``space``, only the assignment's active parameters count: the canonicalizer's key
+    of them when there is one, else the active parameters themselves. Without ``space``,
+    or when the assignment is not (yet) an architecture of the space (a mutation's newly
+    activated parameters are drawn later), the assignment itself, as
+    :func:`~optuna_nas.samplers._genome.genome_key` keys it.
     """
-    if canonicalize is None or space is None:
+    if space is None:
         return genome_key(genome)
     try:
         active = space.from_params(genome).param_dict
     except ValueError:
         return genome_key(genome)
-    return canonicalize(active)
+    return genome_key(active) if canonicalize is None else canonicalize(active)
 
 
 def check_canonicalizer(space: object, canonicalize: object) -> None:

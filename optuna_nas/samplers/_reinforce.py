@@ -19,7 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_nas.samplers._genome import mutate
+from optuna_nas.samplers._genome import genome_key, mutate
 from optuna_nas.samplers._planned import PlannedSampler, trial_score
 from optuna_nas.samplers._policy import (
     Controller,
@@ -320,41 +320,66 @@ class REINFORCESampler(PlannedSampler):
             replay = self._sync(study)
             if not replay.names:
                 return None
-            taken = self._taken_keys(study, trial)
+            taken = self._taken(study, trial)
             for _ in range(_DUPLICATE_DRAWS):
                 actions = replay.learner.controller.sample(self._rng)
                 plan = {
                     name: replay.decisions[name].discretization.value(action, self._rng)
                     for name, action in zip(replay.names, actions, strict=True)
                 }
-                if self._key(plan) not in taken:
+                if not self._repeats(plan, taken):
                     return plan
             dists = {name: replay.decisions[name].distribution for name in replay.names}
             for attempt in range(_DUPLICATE_MUTATIONS):
                 # One more changed decision every 10 attempts.
                 child = mutate(plan, dists, self._rng, 1 + attempt // 10)
-                if self._key(child) not in taken:
+                if not self._repeats(child, taken):
                     return child
             return plan
 
-    def _key(self, genome: Mapping[str, Any]) -> Hashable:
-        return architecture_key(genome, self._space, self._canonicalize)
-
-    def _taken_keys(self, study: Study, trial: FrozenTrial) -> set[Hashable]:
-        """Keys of what other trials hold: the plans or enqueued values of unfinished
-        ones and, with ``skip_evaluated``, the parameters of finished ones."""
-        keys: set[Hashable] = set()
+    def _taken(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[frozenset[str] | None, set[Hashable]]:
+        """Keys of what other trials hold (the plans or enqueued values of unfinished ones
+        and, with ``skip_evaluated``, the parameters of finished ones), grouped by the
+        names they hold, or all under ``None`` with a canonicalizer."""
+        taken: dict[frozenset[str] | None, set[Hashable]] = {}
         for other in study._get_trials(deepcopy=False, use_cache=True):
             if other.number == trial.number:
                 continue
+            genome: Mapping[str, Any] | None = None
             if other.state in _PENDING:
                 genome = other.system_attrs.get(self.plan_attr)
                 genome = genome or other.system_attrs.get("fixed_params")
-                if genome:
-                    keys.add(self._key(genome))
             elif self._skip_evaluated and other.state in _FINISHED:
-                keys.add(self._key(other.params))
-        return keys
+                genome = other.params
+            if not genome:
+                continue
+            if self._canonicalize is not None:
+                taken.setdefault(None, set()).add(self._key(genome))
+            else:
+                taken.setdefault(frozenset(genome), set()).add(genome_key(genome))
+        return taken
+
+    def _repeats(
+        self, plan: Mapping[str, Any], taken: Mapping[frozenset[str] | None, set[Hashable]]
+    ) -> bool:
+        """Whether ``plan`` would evaluate what a trial holds.
+
+        A plan holds every decision the policy knows, active or not; it repeats a trial
+        when it agrees with it on all the trial's parameters, since the objective then asks
+        for exactly those again. With a canonicalizer, equivalent architectures repeat too.
+        """
+        if self._canonicalize is not None:
+            return self._key(plan) in taken.get(None, ())
+        for names, keys in taken.items():
+            if names is not None and names <= plan.keys():
+                if genome_key({name: plan[name] for name in names}) in keys:
+                    return True
+        return False
+
+    def _key(self, genome: Mapping[str, Any]) -> Hashable:
+        return architecture_key(genome, self._space, self._canonicalize)
 
     def policy_logits(self, study: Study) -> dict[str, np.ndarray]:
         """The policy's logits for each decision seen in ``study``'s finished trials.

@@ -369,3 +369,20 @@ def test_canonicalizer_needs_the_space() -> None:
     sampler = samplers.create("reinforce", seed=0, space=spaces.create("nb201"))
     assert isinstance(sampler, REINFORCESampler)
     assert sampler._space is not None
+
+
+def test_conditional_repeats_are_recognised_without_the_space() -> None:
+    # Six architectures: x picks which of y and z is active. A plan holds both, so it
+    # repeats a trial when it agrees with it on that trial's own parameters.
+    def objective(trial: optuna.Trial) -> float:
+        if trial.suggest_categorical("x", ["a", "b"]) == "a":
+            return float(trial.suggest_int("y", 0, 2))
+        return float(trial.suggest_int("z", 0, 2)) + 0.5
+
+    sampler = REINFORCESampler(seed=0, learning_rate=0.3)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial({"x": "a", "y": 0})
+    study.enqueue_trial({"x": "b", "z": 0})
+    study.optimize(objective, n_trials=6)
+    held = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(held)) == 6
