@@ -140,8 +140,9 @@ class RegularizedEvolutionSampler(PlannedSampler):
             NAS-Bench-201 CIFAR-10 (20 seeds) this moved the mean test accuracy from 94.19
             to 94.21 (protocol A) and from 94.18 to 94.19 (protocol B, 100 queries):
             within noise, but no query is spent twice.
-        space: The search space the objective samples from; needed only for
-            ``canonicalize``.
+        space: The search space the objective samples from. With it, repeats are judged
+            on the active parameters only (a child keeps the parent's values of decisions
+            its mutation deactivated); ``canonicalize`` needs it.
         canonicalize: Optional function from an architecture's active parameters to a
             hashable key that equivalent architectures share, such as
             :func:`~optuna_nas.samplers.nb201_canonical`. Children equivalent to a trial

@@ -174,8 +174,9 @@ class REINFORCESampler(PlannedSampler):
         skip_evaluated: Draw again a sample that repeats a trial the study holds (see
             above); ``False`` evaluates every sample as drawn, as the published baselines
             do.
-        space: The search space the objective samples from; needed only for
-            ``canonicalize``.
+        space: The search space the objective samples from; ``canonicalize`` needs it.
+            Without a canonicalizer, a sample repeats a trial when it agrees with it on
+            all of that trial's parameters, with or without the space.
         canonicalize: Optional function from an architecture's active parameters to a
             hashable key that equivalent architectures share, such as
             :func:`~optuna_nas.samplers.nb201_canonical`; samples equivalent to a trial
