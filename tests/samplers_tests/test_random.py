@@ -245,3 +245,15 @@ def test_failed_trials_count_as_held() -> None:
     study = optuna.create_study(sampler=DeduplicatingRandomSampler(space, seed=0))
     study.optimize(fails_on_dense, n_trials=12, catch=(RuntimeError,))
     assert len(set(keys(study))) == 12
+
+
+def test_architecture_key_ignores_inactive_parameters_given_the_space() -> None:
+    from optuna_nas.samplers._random import architecture_key
+
+    space = spaces.create("chain", max_layers=3)
+    active = {"n_layers": 1, "layer0/op": "identity"}
+    stale = {**active, "layer1/op": "conv"}  # left over from a deeper parent
+    assert architecture_key(stale, space) == architecture_key(active, space)
+    assert architecture_key(stale) != architecture_key(active)
+    coarse = architecture_key(stale, space, canonicalize=lambda p: p["n_layers"])
+    assert coarse == 1
