@@ -49,8 +49,10 @@ def create(
             (:class:`REINFORCESampler`) or ``tpe`` (Optuna's
             :class:`~optuna.samplers.TPESampler`, for comparison).
         seed: Seed of the sampler's random generator; the same seed gives the same sequence.
-        space: The search space the objective uses. Samplers that can use it (``gp`` and
-            ``random`` draw fresh architectures from it) receive it; the others ignore it.
+        space: The search space the objective uses. Samplers that can use it receive it:
+            ``gp`` and ``random`` draw fresh architectures from it, and all four of ours
+            use it to tell repeats by their active parameters (and for ``canonicalize``);
+            ``tpe`` ignores it.
         **kwargs: Passed to the sampler's constructor.
 
     Raises:

@@ -32,6 +32,7 @@ T = TypeVar("T")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _COMPLETED_AT = operator.attrgetter("datetime_complete")  # set for every finished trial
 _PENDING = (TrialState.RUNNING, TrialState.WAITING)
+_HELD = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # Tournaments redrawn when a child equals the plan of a trial still running elsewhere.
 _DUPLICATE_RETRIES = 10
 
@@ -111,7 +112,7 @@ class RegularizedEvolutionSampler(PlannedSampler):
     carries on where the study stands. A child that equals what a running or enqueued
     trial will evaluate is redrawn (up to 10 tournaments), so that parallel workers rarely
     evaluate the same architecture at once. With ``skip_evaluated`` (the default) a child
-    that repeats a finished trial is redrawn too; pass ``False`` to allow repeats as the
+    that repeats a finished or failed trial is redrawn too; pass ``False`` to allow repeats as the
     paper does, where re-evaluating a noisy architecture is part of the regularization.
     Trials enqueued with :meth:`optuna.study.Study.enqueue_trial` are evaluated as given,
     with any parameters they leave out sampled at random.
@@ -135,8 +136,11 @@ class RegularizedEvolutionSampler(PlannedSampler):
             P=10, S=3 is far behind (93.93% with the 12-epoch objective after 100
             trials, against 94.16% for P=20, S=10 and 93.70% for random search).
         n_mutations: Parameters changed in each child.
-        skip_evaluated: Redraw children whose parameters a finished trial already
-            evaluated (up to 10 tournaments); pass ``False`` to allow repeats. On
+        skip_evaluated: Redraw children whose parameters a finished or failed trial
+            already evaluated (up to 10 tournaments); pass ``False`` to allow repeats. With
+            the default whole-population tournament the redraws mutate the same parent
+            again, so once all its neighbours are taken a repeat goes through until the
+            parent ages out. On
             NAS-Bench-201 CIFAR-10 (20 seeds) this moved the mean test accuracy from 94.19
             to 94.21 (protocol A) and from 94.18 to 94.19 (protocol B, 100 queries):
             within noise, but no query is spent twice.
@@ -149,7 +153,8 @@ class RegularizedEvolutionSampler(PlannedSampler):
             already held (running, enqueued or, with ``skip_evaluated``, finished) are
             then redrawn like exact repeats. Mutating an edge that cannot reach a
             NAS-Bench-201 cell's output yields an equivalent cell; without a
-            canonicalizer up to 29 of 100 trials went to such repeats.
+            canonicalizer 0 to 29 of 100 trials (median 6, 20 runs of the previous
+            defaults under the 200-epoch objective) went to such repeats.
         seed: Seed of the sampler's random generator.
 
     References:
@@ -247,7 +252,7 @@ class RegularizedEvolutionSampler(PlannedSampler):
 
         taken = self._running_keys(trials, trial)
         if self._skip_evaluated:
-            taken |= {self._key(t.params) for t in finished}
+            taken |= {self._key(t.params) for t in trials if t.state in _HELD and t.params}
         for _ in range(_DUPLICATE_RETRIES):
             parent = population[tournament_select(scores, self._sample_size, self._rng)][0]
             child = mutate(parent.params, parent.distributions, self._rng, self._n_mutations)

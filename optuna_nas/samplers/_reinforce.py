@@ -42,6 +42,7 @@ _CHECKPOINT_EVERY = 16
 _MAX_CHECKPOINTS = 16
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _PENDING = (TrialState.RUNNING, TrialState.WAITING)
+_HELD = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # Policy samples drawn when they repeat a trial the study holds, then mutations of the
 # last one tried, before a repeat is accepted.
 _DUPLICATE_DRAWS = 10
@@ -127,12 +128,13 @@ class REINFORCESampler(PlannedSampler):
     skipped), ``b`` is the moving average of earlier rewards, and ``log pi(a)`` sums over the
     trial's own parameters only, so decisions inactive in the trial are not updated.
 
-    With ``skip_evaluated`` (the default), a sample that repeats what another trial holds
-    (finished, running or enqueued; or equivalent to it, with ``canonicalize``) is drawn
-    again, up to 10 draws; if all repeat, decisions of the last draw are changed at random
-    (one, then more, up to 30 tries), as evolution mutates a parent. So a policy that has
-    concentrated on a few architectures does not spend queries on them again. The update
-    uses each trial's actions under the policy as it is, as is usual in NAS practice.
+    A sample that repeats what a running or enqueued trial will evaluate, or with
+    ``skip_evaluated`` (the default) what a finished or failed trial evaluated (or that is
+    equivalent to it, with ``canonicalize``), is drawn again, up to 10 draws; if all
+    repeat, decisions of the last draw are changed at random (one, then more, up to 30
+    tries), as evolution mutates a parent. So a policy that has concentrated on a few
+    architectures does not spend queries on them again. The update uses each trial's
+    actions under the policy as it is, as is usual in NAS practice.
 
     Numeric parameters become categorical: an int or stepped float with at most ``n_bins``
     values gets one action per value; a longer one, or a continuous float, gets ``n_bins``
@@ -159,21 +161,23 @@ class REINFORCESampler(PlannedSampler):
             in natural order, ``layer2`` before ``layer10``), each conditioned on the earlier
             choices through an embedding of the previous action, as in Zoph & Le.
         learning_rate: Adam's step size; by default 0.15 for the independent controller and
-            0.001 for the LSTM. Both were chosen on NAS-Bench-201 CIFAR-10 only (reward: the
-            12-epoch validation accuracy; score: the test accuracy of the best-rewarded cell
-            after 100, 300 and 500 trials, over 24 to 200 runs) among 0.002 to 0.5 and 0.0005
-            to 0.01: smaller rates barely move the policy within a few hundred trials, larger
-            ones collapse it too early. The independent controller's rate was 0.05 until
-            repeats were skipped; skipping them keeps a concentrated policy exploring, and
-            0.1 to 0.2 then did best at 100 and 300 trials (0.3 and 0.5 collapsed). The LSTM
-            moves many shared weights with every step, so it needs a far smaller rate (Zoph &
-            Le used 0.0006). Adam makes the step largely independent of the reward's scale.
+            0.001 for the LSTM. Both were chosen on NAS-Bench-201 CIFAR-10 only (reward:
+            the 12-epoch validation accuracy, and since 0.15 also the 200-epoch one; score:
+            the test accuracy of the best-rewarded cell after 100 to 500 trials, over 24 to
+            200 runs) among 0.002 to 0.5 and 0.0005 to 0.01: smaller rates barely move the
+            policy within a few hundred trials, larger ones collapse it too early. The
+            independent controller's rate was 0.05 until repeats were skipped; skipping
+            them keeps a concentrated policy exploring, and 0.1 to 0.2 then did best at 100
+            trials (both rewards) and at 300 (200-epoch reward), while 0.3 and 0.5
+            collapsed at 100. The LSTM moves many shared weights with every step, so it
+            needs a far smaller rate (Zoph & Le used 0.0006). Adam makes the step largely
+            independent of the reward's scale.
         baseline_momentum: Momentum of the rewards' moving average, in ``[0, 1)``.
         n_bins: The most actions a numeric parameter gets; at least 2.
         hidden_size: Size of the LSTM's state and action embeddings (``controller="lstm"``).
-        skip_evaluated: Draw again a sample that repeats a trial the study holds (see
-            above); ``False`` evaluates every sample as drawn, as the published baselines
-            do.
+        skip_evaluated: Draw again a sample that repeats a finished or failed trial (see
+            above); ``False`` allows such repeats, as the published baselines do. Samples
+            repeating a running or enqueued trial are drawn again either way.
         space: The search space the objective samples from; ``canonicalize`` needs it.
             Without a canonicalizer, a sample repeats a trial when it agrees with it on
             all of that trial's parameters, with or without the space.
@@ -341,8 +345,8 @@ class REINFORCESampler(PlannedSampler):
     def _taken(
         self, study: Study, trial: FrozenTrial
     ) -> dict[frozenset[str] | None, set[Hashable]]:
-        """Keys of what other trials hold (the plans or enqueued values of unfinished ones
-        and, with ``skip_evaluated``, the parameters of finished ones), grouped by the
+        """Keys of what other trials hold (what unfinished ones will evaluate and, with
+        ``skip_evaluated``, the parameters of finished and failed ones), grouped by the
         names they hold, or all under ``None`` with a canonicalizer."""
         taken: dict[frozenset[str] | None, set[Hashable]] = {}
         for other in study._get_trials(deepcopy=False, use_cache=True):
@@ -350,9 +354,11 @@ class REINFORCESampler(PlannedSampler):
                 continue
             genome: Mapping[str, Any] | None = None
             if other.state in _PENDING:
-                genome = other.system_attrs.get(self.plan_attr)
-                genome = genome or other.system_attrs.get("fixed_params")
-            elif self._skip_evaluated and other.state in _FINISHED:
+                # What it will evaluate: its enqueued values over the plan for the rest.
+                plan = other.system_attrs.get(self.plan_attr)
+                fixed = other.system_attrs.get("fixed_params")
+                genome = {**(plan or {}), **(fixed or {}), **other.params}
+            elif self._skip_evaluated and other.state in _HELD:
                 genome = other.params
             if not genome:
                 continue

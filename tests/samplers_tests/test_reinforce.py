@@ -386,3 +386,40 @@ def test_conditional_repeats_are_recognised_without_the_space() -> None:
     study.optimize(objective, n_trials=6)
     held = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(held)) == 6
+
+
+def _held_study(sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """A study over x in {a, b, c} that already holds a (completed) and b (failed)."""
+    dist = CategoricalDistribution(["a", "b", "c"])
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for value, state in (("a", TrialState.COMPLETE), ("b", TrialState.FAIL)):
+        study.add_trial(
+            optuna.create_trial(
+                state=state,
+                value=1.0 if state == TrialState.COMPLETE else None,
+                params={"x": value},
+                distributions={"x": dist},
+            )
+        )
+    return study
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_failed_trials_count_as_held(seed: int) -> None:
+    study = _held_study(REINFORCESampler(seed=seed))
+    trial = study.ask()
+    assert trial.suggest_categorical("x", ["a", "b", "c"]) == "c"
+
+
+def test_running_enqueued_trial_is_held_with_its_plan() -> None:
+    sampler = REINFORCESampler(seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(conv3x3_count, n_trials=3)
+    study.enqueue_trial({"node1/in0": "none"})
+    running = study.ask()  # starts the enqueued trial; the plan fills in the rest
+    frozen = study._storage.get_trial(running._trial_id)
+    expected = {**frozen.system_attrs[sampler.plan_attr], "node1/in0": "none"}
+    other = study.ask()
+    taken = sampler._taken(study, study._storage.get_trial(other._trial_id))
+    names = frozenset(expected)
+    assert tuple(sorted(expected.items())) in taken[names]
