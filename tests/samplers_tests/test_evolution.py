@@ -337,19 +337,8 @@ def test_default_tournament_takes_the_whole_population() -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_failed_trials_count_as_held(seed: int) -> None:
+def test_failed_trials_count_as_held(seed: int, held_study) -> None:
     # The only parent is "a"; its mutations are "b", which failed, and "c".
-    dist = CategoricalDistribution(["a", "b", "c"])
-    sampler = RegularizedEvolutionSampler(population_size=1, seed=seed)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    for value, state in (("a", TrialState.COMPLETE), ("b", TrialState.FAIL)):
-        study.add_trial(
-            optuna.create_trial(
-                state=state,
-                value=1.0 if state == TrialState.COMPLETE else None,
-                params={"x": value},
-                distributions={"x": dist},
-            )
-        )
+    study = held_study(RegularizedEvolutionSampler(population_size=1, seed=seed))
     trial = study.ask()
     assert trial.suggest_categorical("x", ["a", "b", "c"]) == "c"

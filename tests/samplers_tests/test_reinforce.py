@@ -388,25 +388,9 @@ def test_conditional_repeats_are_recognised_without_the_space() -> None:
     assert len(set(held)) == 6
 
 
-def _held_study(sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """A study over x in {a, b, c} that already holds a (completed) and b (failed)."""
-    dist = CategoricalDistribution(["a", "b", "c"])
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    for value, state in (("a", TrialState.COMPLETE), ("b", TrialState.FAIL)):
-        study.add_trial(
-            optuna.create_trial(
-                state=state,
-                value=1.0 if state == TrialState.COMPLETE else None,
-                params={"x": value},
-                distributions={"x": dist},
-            )
-        )
-    return study
-
-
 @pytest.mark.parametrize("seed", range(5))
-def test_failed_trials_count_as_held(seed: int) -> None:
-    study = _held_study(REINFORCESampler(seed=seed))
+def test_failed_trials_count_as_held(seed: int, held_study) -> None:
+    study = held_study(REINFORCESampler(seed=seed))
     trial = study.ask()
     assert trial.suggest_categorical("x", ["a", "b", "c"]) == "c"
 
