@@ -18,7 +18,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas.samplers._genome import mutate
-from optuna_nas.samplers._planned import PlannedSampler, trial_score
+from optuna_nas.samplers._planned import PlannedSampler, planned_genome, trial_score
 from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
@@ -263,14 +263,13 @@ class RegularizedEvolutionSampler(PlannedSampler):
         return child
 
     def _running_keys(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> set[Hashable]:
-        """Keys of what the other unfinished trials will evaluate: this sampler's plan for a
-        running trial, the enqueued parameters of a waiting one."""
+        """Keys of what the other unfinished trials will evaluate (see
+        :func:`~optuna_nas.samplers._planned.planned_genome`)."""
         keys: set[Hashable] = set()
         for other in trials:
             if other.state not in _PENDING or other.number == trial.number:
                 continue
-            genome = other.system_attrs.get(self.plan_attr)
-            genome = genome or other.system_attrs.get("fixed_params")
+            genome = planned_genome(other, self.plan_attr)
             if genome:
                 keys.add(self._key(genome))
         return keys

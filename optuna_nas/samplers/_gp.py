@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas.samplers import _gp_model
 from optuna_nas.samplers._genome import genome_key
-from optuna_nas.samplers._planned import PlannedSampler, trial_score
+from optuna_nas.samplers._planned import PlannedSampler, planned_genome, trial_score
 from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
@@ -279,7 +279,7 @@ class ConditionalGPSampler(PlannedSampler):
         feasible = violation == 0
 
         pending = [
-            _planned_genome(t, self.plan_attr)
+            planned_genome(t, self.plan_attr)
             for t in trials
             if t.state == TrialState.RUNNING and t._trial_id != trial._trial_id
         ][-_MAX_PENDING:]
@@ -321,7 +321,7 @@ class ConditionalGPSampler(PlannedSampler):
         def score(genomes: list[dict[str, Any]]) -> np.ndarray:
             return score_X(encoding.encode(genomes)).numpy()
 
-        excluded = [self._key(g) for t in trials if (g := _planned_genome(t, self.plan_attr))]
+        excluded = [self._key(g) for t in trials if (g := planned_genome(t, self.plan_attr))]
         if candidates:
             return self._best_enumerated(score_X, encoding, set(excluded))
 
@@ -439,19 +439,6 @@ class ConditionalGPSampler(PlannedSampler):
         front = candidates[_gp_model.pareto_front(Y[candidates]).numpy()]
         size = min(self._n_incumbents, len(front))
         return [int(i) for i in self._rng.choice(front, size=size, replace=False)]
-
-
-def _planned_genome(trial: FrozenTrial, plan_attr: str) -> dict[str, Any]:
-    """What a trial evaluates: its parameters, or for an unfinished one also its plan or
-    enqueued values, which it will be asked for."""
-    if trial.state.is_finished():
-        return dict(trial.params)
-    genome: dict[str, Any] = {}
-    for source in (trial.system_attrs.get(plan_attr), trial.system_attrs.get("fixed_params")):
-        if isinstance(source, Mapping):
-            genome.update(source)
-    genome.update(trial.params)
-    return genome
 
 
 @contextlib.contextmanager

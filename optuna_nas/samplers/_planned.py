@@ -15,7 +15,7 @@ not rebuild from the study's trials.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -134,3 +134,16 @@ def trial_score(study: Study, trial: FrozenTrial, objective: int = 0) -> float |
         return None
     direction = study.directions[objective]
     return float(value) if direction == optuna.study.StudyDirection.MAXIMIZE else -float(value)
+
+
+def planned_genome(trial: FrozenTrial, plan_attr: str) -> dict[str, Any]:
+    """What a trial evaluates: its parameters, or for an unfinished one also its plan or
+    enqueued values, which it will be asked for."""
+    if trial.state.is_finished():
+        return dict(trial.params)
+    genome: dict[str, Any] = {}
+    for source in (trial.system_attrs.get(plan_attr), trial.system_attrs.get("fixed_params")):
+        if isinstance(source, Mapping):
+            genome.update(source)
+    genome.update(trial.params)
+    return genome

@@ -20,7 +20,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas.samplers._genome import genome_key, mutate
-from optuna_nas.samplers._planned import PlannedSampler, trial_score
+from optuna_nas.samplers._planned import PlannedSampler, planned_genome, trial_score
 from optuna_nas.samplers._policy import (
     Controller,
     Discretization,
@@ -352,14 +352,12 @@ class REINFORCESampler(PlannedSampler):
         for other in study._get_trials(deepcopy=False, use_cache=True):
             if other.number == trial.number:
                 continue
-            genome: Mapping[str, Any] | None = None
             if other.state in _PENDING:
-                # What it will evaluate: its enqueued values over the plan for the rest.
-                plan = other.system_attrs.get(self.plan_attr)
-                fixed = other.system_attrs.get("fixed_params")
-                genome = {**(plan or {}), **(fixed or {}), **other.params}
+                genome = planned_genome(other, self.plan_attr)
             elif self._skip_evaluated and other.state in _HELD:
                 genome = other.params
+            else:
+                continue
             if not genome:
                 continue
             if self._canonicalize is not None:
