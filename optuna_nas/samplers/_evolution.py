@@ -18,7 +18,13 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas.samplers._genome import mutate
-from optuna_nas.samplers._planned import PlannedSampler, planned_genome, trial_score
+from optuna_nas.samplers._planned import (
+    HELD_STATES,
+    PENDING_STATES,
+    PlannedSampler,
+    planned_genome,
+    trial_score,
+)
 from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
@@ -31,8 +37,6 @@ T = TypeVar("T")
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _COMPLETED_AT = operator.attrgetter("datetime_complete")  # set for every finished trial
-_PENDING = (TrialState.RUNNING, TrialState.WAITING)
-_HELD = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # Tournaments redrawn when a child equals the plan of a trial still running elsewhere.
 _DUPLICATE_RETRIES = 10
 
@@ -252,7 +256,7 @@ class RegularizedEvolutionSampler(PlannedSampler):
 
         taken = self._running_keys(trials, trial)
         if self._skip_evaluated:
-            taken |= {self._key(t.params) for t in trials if t.state in _HELD and t.params}
+            taken |= {self._key(t.params) for t in trials if t.state in HELD_STATES and t.params}
         for _ in range(_DUPLICATE_RETRIES):
             parent = population[tournament_select(scores, self._sample_size, self._rng)][0]
             child = mutate(parent.params, parent.distributions, self._rng, self._n_mutations)
@@ -267,7 +271,7 @@ class RegularizedEvolutionSampler(PlannedSampler):
         :func:`~optuna_nas.samplers._planned.planned_genome`)."""
         keys: set[Hashable] = set()
         for other in trials:
-            if other.state not in _PENDING or other.number == trial.number:
+            if other.state not in PENDING_STATES or other.number == trial.number:
                 continue
             genome = planned_genome(other, self.plan_attr)
             if genome:

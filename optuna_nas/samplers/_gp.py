@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 _SCORED = (TrialState.COMPLETE, TrialState.PRUNED)
-_PENDING = (TrialState.RUNNING, TrialState.WAITING)
 _MAX_PENDING = 16
 
 

@@ -26,6 +26,10 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 PLAN_ATTR_PREFIX = "optuna_nas:plan:"
+PENDING_STATES = (TrialState.RUNNING, TrialState.WAITING)
+"""States of trials that have yet to evaluate their architecture (see :func:`planned_genome`)."""
+HELD_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+"""States of finished trials whose architecture counts as taken: a failed one is not retried."""
 
 
 class PlannedSampler(BaseSampler, abc.ABC):

@@ -22,10 +22,10 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.study import Study
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from optuna_nas.samplers._genome import genome_key, sample_value
-from optuna_nas.samplers._planned import PlannedSampler
+from optuna_nas.samplers._planned import PENDING_STATES, PlannedSampler
 from optuna_nas.spaces._base import SearchSpace
 
 _logger = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ Canonicalizer = Callable[[Mapping[str, Any]], Hashable]
 Feasibility = Callable[[Mapping[str, Any]], bool]
 """Tells whether the active parameters of an architecture may be evaluated."""
 
-_PENDING = (TrialState.RUNNING, TrialState.WAITING)
 _NB201_EDGE = re.compile(r"node([1-9])/in([0-9])")
 _NB201_ZERO = "#"
 
@@ -361,7 +360,7 @@ class DeduplicatingRandomSampler(PlannedSampler):
                 **(other.system_attrs.get("fixed_params") or {}),
                 **other.params,
             }
-            if other.state in _PENDING:
+            if other.state in PENDING_STATES:
                 pending.append(genome)
                 continue
             index.folded.add(other.number)

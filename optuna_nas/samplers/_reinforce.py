@@ -20,7 +20,13 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas.samplers._genome import genome_key, mutate
-from optuna_nas.samplers._planned import PlannedSampler, planned_genome, trial_score
+from optuna_nas.samplers._planned import (
+    HELD_STATES,
+    PENDING_STATES,
+    PlannedSampler,
+    planned_genome,
+    trial_score,
+)
 from optuna_nas.samplers._policy import (
     Controller,
     Discretization,
@@ -41,8 +47,6 @@ DEFAULT_LEARNING_RATES = {"independent": 0.15, "lstm": 0.001}
 _CHECKPOINT_EVERY = 16
 _MAX_CHECKPOINTS = 16
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-_PENDING = (TrialState.RUNNING, TrialState.WAITING)
-_HELD = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # Policy samples drawn when they repeat a trial the study holds, then mutations of the
 # last one tried, before a repeat is accepted.
 _DUPLICATE_DRAWS = 10
@@ -352,9 +356,9 @@ class REINFORCESampler(PlannedSampler):
         for other in study._get_trials(deepcopy=False, use_cache=True):
             if other.number == trial.number:
                 continue
-            if other.state in _PENDING:
+            if other.state in PENDING_STATES:
                 genome = planned_genome(other, self.plan_attr)
-            elif self._skip_evaluated and other.state in _HELD:
+            elif self._skip_evaluated and other.state in HELD_STATES:
                 genome = other.params
             else:
                 continue
