@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,15 @@ def nb201_dir() -> Path:
     if not (path / "nb201_cifar10.csv").is_file():
         pytest.skip(f"NAS-Bench-201 tables not found at {path}; set OPTUNA_NAS_NB201_DIR")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_refusal() -> str:
+    """How the CLI refuses an unreachable PostgreSQL URL: where no driver is installed (a GPU
+    image, say), before it tries to connect, with another message."""
+    if importlib.util.find_spec("psycopg2") or importlib.util.find_spec("psycopg"):
+        return "cannot open storage"
+    return "no postgresql driver is installed"
 
 
 # The database servers of the development and CI machines (see README, Development).

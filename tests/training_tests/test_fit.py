@@ -58,7 +58,7 @@ def test_fit_learns_digits_and_reports_every_epoch(digits) -> None:
     attrs = frozen.user_attrs
     assert attrs["n_params"] == result.n_params > 0
     assert attrs["flops"] == result.flops > 0
-    assert attrs["device"] == "cpu"
+    assert attrs["device"] == str(select_device(None)) == result.device
     assert attrs["seconds_per_epoch"] > 0 and attrs["samples_per_second"] > 0
     assert attrs["test_accuracy"] == result.test_accuracy
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
