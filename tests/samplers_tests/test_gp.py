@@ -201,6 +201,9 @@ def test_registry_and_argument_checks() -> None:
         ConditionalGPSampler(canonicalize=str)
     with pytest.raises(ValueError, match="canonicalize must be a function"):
         ConditionalGPSampler(space=CHAIN, canonicalize="iso")  # type: ignore[arg-type]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="trust_region_radius must be a positive integer"):
+            ConditionalGPSampler(trust_region_radius=bad)  # type: ignore[arg-type]
 
 
 def test_startup_trials_are_random() -> None:
@@ -434,6 +437,88 @@ def test_canonicalizer_keeps_equivalent_cells_out(cap: int) -> None:
         if sampler.plan_attr in trial.system_attrs:
             earlier = {canonicalize(t.params) for t in study.trials[:i]}
             assert canonicalize(trial.params) not in earlier
+
+
+def test_decision_codes_count_changed_parameters() -> None:
+    from optuna_nas.samplers._gp import _DecisionCodes
+
+    codes = _DecisionCodes(
+        [
+            {"n": 1, "a": "x"},
+            {"n": 2, "a": "x", "b": "y"},
+            {"n": 2, "a": "z", "b": "y"},
+        ]
+    )
+    # b is absent from the first genome: present-against-absent counts as a change.
+    assert codes.within([{"n": 2, "a": "x", "b": "y"}], 0).tolist() == [False, True, False]
+    assert codes.within([{"n": 2, "a": "x", "b": "y"}], 1).tolist() == [False, True, True]
+    assert codes.within([{"n": 1, "a": "x"}], 1).tolist() == [True, False, False]
+    # An unseen value differs from every code; parameters outside the space are ignored.
+    assert codes.within([{"n": 1, "a": "w", "lr": 0.1}], 1).tolist() == [True, False, False]
+    # Several centers: the union of their regions.
+    near = codes.within([{"n": 1, "a": "x"}, {"n": 2, "a": "z", "b": "y"}], 0)
+    assert near.tolist() == [True, False, True]
+
+
+def _changed(a: dict, b: dict) -> int:
+    return sum(a.get(k) != b.get(k) for k in a.keys() | b.keys())
+
+
+@pytest.mark.parametrize("radius", [1, 2, None])
+def test_trust_region_keeps_plans_near_the_best_cell(
+    radius: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[int] = []
+    original = gpm.log_expected_improvement
+
+    def counting(model, X, *args, **kwargs):
+        scored.append(len(X))
+        return original(model, X, *args, **kwargs)
+
+    monkeypatch.setattr(gpm, "log_expected_improvement", counting)
+    sampler = ConditionalGPSampler(
+        seed=0, n_startup_trials=5, space=NB201, trust_region_radius=radius
+    )
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(nb201_score, n_trials=15)
+    distances = []
+    for trial in planned(study, sampler):
+        earlier = study.trials[: trial.number]
+        best = max(t.value for t in earlier)
+        distances.append(
+            min(_changed(trial.params, t.params) for t in earlier if t.value >= best - 1e-9)
+        )
+    assert len(distances) == len(scored) == 10
+    if radius is None:  # the whole space, less what was queried
+        assert min(scored) >= 5**6 - 15
+    else:
+        assert max(distances) <= radius, distances
+        # Six edges of five ops: 24 cells one change away, 240 more two changes away.
+        assert max(scored) <= {1: 1 + 24, 2: 1 + 24 + 240}[radius]
+
+
+def test_trust_region_falls_back_to_the_whole_space_once_it_is_used_up() -> None:
+    # Nine architectures; within one change of any of them are only five.
+    space = spaces.create(
+        "chain",
+        min_layers=1,
+        max_layers=1,
+        ops=["conv"],
+        filters=[16, 32, 64],
+        kernel_sizes=[3, 5, 7],
+        strides=[1],
+        dilations=[1],
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        params = space.suggest(trial).param_dict
+        return params["layer0/filters"] / 64 + params["layer0/kernel_size"] / 7
+
+    sampler = ConditionalGPSampler(seed=0, n_startup_trials=2, space=space, trust_region_radius=1)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(objective, n_trials=9)
+    assert len(planned(study, sampler)) == 7
+    assert len({genome_key(t.params) for t in study.trials}) == 9
 
 
 def test_warp_outcomes_keeps_order_and_spreads_skewed_scores() -> None:
