@@ -213,6 +213,7 @@ def fit_gp(
     columns: Sequence[str],
     warm_start: Hyperparameters | None = None,
     max_iter: int = 100,
+    min_noise: float | None = None,
 ) -> tuple[SingleTaskGP, Hyperparameters]:
     """Fits an exact GP to one outcome by maximizing the marginal likelihood.
 
@@ -224,6 +225,14 @@ def fit_gp(
     L-BFGS-B runs for at most ``max_iter`` iterations, starting from ``warm_start``;
     with ``max_iter=0`` the model keeps ``warm_start`` and only conditions on the data.
 
+    ``min_noise`` bounds the noise variance from below, in standardized units. Left
+    free, the noise of a deterministic score (a tabular benchmark, a fixed training
+    seed) fits to almost nothing, the GP interpolates every observation, and a single
+    changed decision can then carry the model's prediction far from a good neighbour.
+    A floor makes the model treat each score as one draw of a noisy process, which an
+    architecture's accuracy is (another seed or another member of its isomorphism class
+    scores differently).
+
     Args:
         train_X: ``n x d`` inputs in the unit cube.
         train_Y: ``n x 1`` observations, higher is better.
@@ -231,6 +240,8 @@ def fit_gp(
         warm_start: Hyperparameters of an earlier fit to start from, or ``None`` to start
             from the priors' modes.
         max_iter: Most L-BFGS-B iterations; ``0`` skips the optimization.
+        min_noise: Lower bound of the noise variance of the standardized outcome, or
+            ``None`` for BoTorch's (``1e-4``).
 
     Returns:
         The fitted model in eval mode and its hyperparameters.
@@ -245,18 +256,35 @@ def fit_gp(
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from botorch.models.transforms.outcome import Standardize
-    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+    from botorch.models.utils.gpytorch_modules import (
+        get_covar_module_with_dim_scaled_prior,
+        get_gaussian_likelihood_with_lognormal_prior,
+    )
+    from gpytorch.constraints import GreaterThan
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     d = train_X.shape[-1]
+    likelihood = None
+    if min_noise is not None:
+        if not min_noise > 0:
+            raise ValueError(f"min_noise must be positive or None, got {min_noise!r}")
+        # Same log-normal prior as BoTorch's default likelihood, with a higher floor.
+        likelihood = get_gaussian_likelihood_with_lognormal_prior()
+        likelihood.noise_covar.register_constraint(
+            "raw_noise", GreaterThan(min_noise, transform=None, initial_value=2 * min_noise)
+        )
+        likelihood.noise = 2 * min_noise
     model = SingleTaskGP(
         train_X,
         train_Y,
         covar_module=get_covar_module_with_dim_scaled_prior(ard_num_dims=d),
+        likelihood=likelihood,
         outcome_transform=Standardize(m=1),
     )
     if warm_start is not None:
         _load_warm_start(model, warm_start, tuple(columns))
+        if min_noise is not None and float(model.likelihood.noise.detach().min()) < min_noise:
+            model.likelihood.noise = 2 * min_noise
     if max_iter > 0:
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": max_iter}}, max_attempts=2)

@@ -100,6 +100,47 @@ def test_fit_gp_warm_start_follows_columns() -> None:
     assert kept.columns == ("z", "a", "b", "c")
 
 
+def test_fit_gp_noise_floor_stops_interpolation() -> None:
+    gen = torch.Generator().manual_seed(3)
+    X = torch.rand(24, 3, generator=gen, dtype=torch.float64)
+    y = torch.sin(6 * X[:, :1]) + X[:, 1:2]  # noise-free scores
+    free, _ = gpm.fit_gp(X, y, ["a", "b", "c"])
+    floored, fitted = gpm.fit_gp(X, y, ["a", "b", "c"], min_noise=0.1)
+    assert float(free.likelihood.noise) < 0.01
+    assert float(floored.likelihood.noise) >= 0.1
+    with torch.no_grad():
+        free_fit = (free.posterior(X).mean - y).abs().max()
+        floored_fit = (floored.posterior(X).mean - y).abs().max()
+    # Interpolating the free model reproduces every score; the floored one smooths.
+    assert free_fit < 0.05 < floored_fit
+    # The floor holds when the hyperparameters come from a warm start.
+    again, _ = gpm.fit_gp(X, y, ["a", "b", "c"], warm_start=fitted, max_iter=0, min_noise=0.1)
+    assert float(again.likelihood.noise) >= 0.1
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="min_noise must be positive"):
+            gpm.fit_gp(X, y, ["a", "b", "c"], min_noise=bad)
+
+
+def test_objective_models_get_the_noise_floor_and_constraints_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    floors: list[float | None] = []
+    fit_gp = gpm.fit_gp
+
+    def recording_fit_gp(*args, **kwargs):  # the real fit, with its floor written down
+        floors.append(kwargs.get("min_noise"))
+        return fit_gp(*args, **kwargs)
+
+    monkeypatch.setattr(gpm, "fit_gp", recording_fit_gp)
+    sampler = ConditionalGPSampler(
+        seed=0, n_startup_trials=4, constraints_func=lambda t: [t.params["x"] - 0.5]
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1) - 0.3) ** 2, n_trials=7)
+    # Three planned trials, each fitting the objective then the constraint.
+    assert floors == [0.1, None] * 3
+
+
 def small_models(n_outcomes: int, n: int = 10) -> tuple[list, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(1)
     X = torch.rand(n, 2, generator=gen, dtype=torch.float64)
