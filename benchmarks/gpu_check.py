@@ -28,7 +28,7 @@ import datetime
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -77,17 +77,22 @@ def _synthetic_cifar(n_train: int, n_valid: int, seed: int = 0) -> Dataset:
     )
 
 
-def _networks() -> dict[str, nn.Module]:
-    nb201 = spaces.create("nb201", channels=16, cells_per_stage=5)
-    darts = spaces.create("darts", channels=16, layers=8)
+def _nb201_net() -> nn.Module:
+    space = spaces.create("nb201", channels=16, cells_per_stage=5)
+    return space.from_nb201_string(NB201_OPTIMUM).build((3, 32, 32), 10)
+
+
+def _darts_net() -> nn.Module:
+    space = spaces.create("darts", channels=16, layers=8)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    darts_arch = darts.suggest(study.ask())
-    return {
-        "NB201 C=16 N=5 (optimum cell)": nb201.from_nb201_string(NB201_OPTIMUM).build(
-            (3, 32, 32), 10
-        ),
-        "DARTS C=16, 8 layers (random cell)": darts_arch.build((3, 32, 32), 10),
-    }
+    return space.suggest(study.ask()).build((3, 32, 32), 10)
+
+
+NETWORKS: dict[str, Callable[[], nn.Module]] = {
+    "NB201 C=16 N=5 (optimum cell)": _nb201_net,
+    "DARTS C=16, 8 layers (random cell)": _darts_net,
+}
+"""Builders of the two networks: each setting trains a fresh one (the cells are fixed)."""
 
 
 def _first_conv(model: nn.Module) -> nn.Module:
@@ -107,7 +112,7 @@ def check_precision(batch_size: int, device: str) -> list[str]:
     for name, setting in SETTINGS.items():
         if setting["compile"]:
             continue  # hooks see the same tensors; compile is measured below
-        model = _networks()["NB201 C=16 N=5 (optimum cell)"]
+        model = _nb201_net()
         seen: dict[str, Any] = {}
 
         def hook(
@@ -138,8 +143,8 @@ def check_throughput(n_train: int, epochs: int, batch_size: int, device: str) ->
         rows.append(line)
     base: dict[str, float] = {}
     for name, setting in SETTINGS.items():  # compile last: it is the slow one to start
-        for net_name in _networks():
-            model = _networks()[net_name]
+        for net_name, build in NETWORKS.items():
+            model = build()
             try:
                 result = training.fit(
                     model, dataset, epochs=epochs, batch_size=batch_size, device=device, **setting
