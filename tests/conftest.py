@@ -34,7 +34,9 @@ def nb201_dir() -> Path:
 def postgres_refusal() -> str:
     """How the CLI refuses an unreachable PostgreSQL URL: where no driver is installed (a GPU
     image, say), before it tries to connect, with another message."""
-    if importlib.util.find_spec("psycopg2") or importlib.util.find_spec("psycopg"):
+    from optuna_nas._storage import _DRIVERS
+
+    if any(importlib.util.find_spec(module) for _, module in _DRIVERS["postgresql"]):
         return "cannot open storage"
     return "no postgresql driver is installed"
 
