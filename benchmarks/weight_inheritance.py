@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     short_epochs = max(1, math.floor(args.epochs * (1 - args.short_fraction) + 1e-9))
     children = []
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        parent = trial.user_attrs.get("parent_trial")
+        parent = trial.user_attrs.get("optuna_nas:parent_trial")
         if parent is None:
             continue
         scratch = [trial.intermediate_values[e] for e in range(args.epochs)]

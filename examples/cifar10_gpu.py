@@ -44,8 +44,8 @@ import torch
 from optuna_nas import Architecture, data, spaces, training
 
 # User attributes that training.fit() sets on each trial.
-THROUGHPUT_ATTR = "samples_per_second"
-PEAK_ATTR = "peak_gpu_memory_mb"
+THROUGHPUT_ATTR = "optuna_nas:samples_per_second"
+PEAK_ATTR = "optuna_nas:peak_gpu_memory_mb"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arch = Architecture.from_trial(best)
     print(
         f"Best trial #{best.number}: valid accuracy {best.value:.4f}, "
-        f"{best.user_attrs['n_params']} params"
+        f"{best.user_attrs['optuna_nas:n_params']} params"
     )
     print(f"Best architecture: {arch}")
 

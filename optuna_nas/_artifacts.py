@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 import uuid
 from pathlib import Path
@@ -19,18 +18,21 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from optuna.artifacts import FileSystemArtifactStore
 
+from optuna_nas import _keys
+from optuna_nas._compat import record_artifact
+
 if TYPE_CHECKING:
     import optuna
-    from optuna.artifacts._protocol import ArtifactStore
 
-STUDY_ARTIFACTS_ATTR = "optuna_nas:artifact_dir"
+    from optuna_nas._compat import ArtifactStore
+
+STUDY_ARTIFACTS_ATTR = _keys.STUDY_ARTIFACT_DIR
 """Study user attribute holding the absolute path of the study's artifact folder."""
 
 DEFAULT_ARTIFACT_DIRNAME = "optuna_nas_artifacts"
 
 # The trial system attribute prefix under which optuna.artifacts.upload_artifact records an
 # artifact; optuna.artifacts.get_all_artifact_meta and optuna-dashboard read it.
-_OPTUNA_ARTIFACT_PREFIX = "artifacts:"
 
 _ARTIFACT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -173,13 +175,5 @@ def write_trial_artifact(
         with contextlib.suppress(Exception):
             artifact_store.remove(artifact_id)
         raise
-    meta = {
-        "artifact_id": artifact_id,
-        "filename": filename,
-        "mimetype": mimetype,
-        "encoding": None,
-    }
-    trial.storage.set_trial_system_attr(
-        trial._trial_id, _OPTUNA_ARTIFACT_PREFIX + artifact_id, json.dumps(meta)
-    )
+    record_artifact(trial, artifact_id, filename=filename, mimetype=mimetype)
     return artifact_id

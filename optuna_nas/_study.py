@@ -18,30 +18,32 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from optuna_nas import _keys
 from optuna_nas._artifacts import STUDY_ARTIFACTS_ATTR
+from optuna_nas._compat import trial_id
 from optuna_nas.spaces import SearchSpace, create
 
 _logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
-    from optuna.artifacts._protocol import ArtifactStore
 
+    from optuna_nas._compat import ArtifactStore
     from optuna_nas.data import Dataset
     from optuna_nas.spaces import Architecture
 
-STUDY_SPACE_ATTR = "optuna_nas:space"
-STUDY_DATASET_ATTR = "optuna_nas:dataset"
-STUDY_TRAINING_ATTR = "optuna_nas:training"
-DRAWING_ATTR = "architecture_svg"
+STUDY_SPACE_ATTR = _keys.STUDY_SPACE
+STUDY_DATASET_ATTR = _keys.STUDY_DATASET
+STUDY_TRAINING_ATTR = _keys.STUDY_TRAINING
+DRAWING_ATTR = _keys.DRAWING
 """Trial user attribute: artifact id of the architecture's SVG drawing."""
-ARTIFACT_ERROR_ATTR = "artifact_error"
+ARTIFACT_ERROR_ATTR = _keys.ARTIFACT_ERROR
 """Trial user attribute: why an artifact of the trial could not be written."""
-STUDY_SAMPLER_ATTR = "optuna_nas:sampler"
+STUDY_SAMPLER_ATTR = _keys.STUDY_SAMPLER
 """Study user attribute ``{"name": ..., "seed": ...}``: the sampler a worker rebuilds."""
-STUDY_PRUNER_ATTR = "optuna_nas:pruner"
+STUDY_PRUNER_ATTR = _keys.STUDY_PRUNER
 """Study user attribute ``{"name": ...}``: the pruner a worker rebuilds."""
-BATCH_SIZE_ATTR = "batch_size"
+BATCH_SIZE_ATTR = _keys.BATCH_SIZE
 """Trial user attribute: the batch size the trial trains with. Set before the trial starts
 (e.g. by :class:`optuna_nas.OOMRetryCallback` through ``study.enqueue_trial``), it
 overrides the study's batch size for that trial."""
@@ -263,7 +265,7 @@ class ArchitectureObjective:
 
     def _batch_size(self, trial: optuna.Trial) -> int:
         """The study's batch size, or the trial's own from :data:`BATCH_SIZE_ATTR`."""
-        override = trial.user_attrs.get(BATCH_SIZE_ATTR)
+        override = _keys.read(trial.user_attrs, BATCH_SIZE_ATTR)
         batch_size = self.training.batch_size
         if isinstance(override, int) and not isinstance(override, bool) and override > 0:
             batch_size = override
@@ -271,13 +273,14 @@ class ArchitectureObjective:
         return batch_size
 
     def _parent_weights(self, trial: optuna.Trial) -> dict[str, torch.Tensor] | None:
-        from optuna_nas.samplers._evolution import PARENT_ATTR, PARENT_USER_ATTR
         from optuna_nas.training import InheritanceWarning, load_checkpoint
 
         assert self.artifact_store is not None
         # The sampler records the parent after the Trial object cached its attributes.
-        frozen = trial.storage.get_trial(trial._trial_id)
-        parent = frozen.system_attrs.get(PARENT_ATTR, frozen.user_attrs.get(PARENT_USER_ATTR))
+        frozen = trial.storage.get_trial(trial_id(trial))
+        parent = frozen.system_attrs.get(
+            _keys.PARENT, _keys.read(frozen.user_attrs, _keys.PARENT_TRIAL)
+        )
         if parent is None:
             return None
         if not isinstance(parent, int) or isinstance(parent, bool):

@@ -41,9 +41,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_nas import _keys
+from optuna_nas._compat import heartbeat_enabled, study_storage
 from optuna_nas._storage import StorageError, mask_url, open_storage
 from optuna_nas._study import (
     BATCH_SIZE_ATTR,
@@ -56,16 +58,16 @@ from optuna_nas._study import (
 from optuna_nas.training._fit import FAIL_REASON_ATTR
 
 if TYPE_CHECKING:
-    from optuna.artifacts._protocol import ArtifactStore
+    from optuna_nas._compat import ArtifactStore
 
 _logger = logging.getLogger(__name__)
 
-WORKER_ATTR = "worker"
+WORKER_ATTR = _keys.WORKER
 """Trial user attribute: ``host``, ``pid``, ``slot``, ``gpu`` and ``cuda_visible_devices``
 of the process that ran the trial."""
-RETRY_OF_ATTR = "retry_of"
+RETRY_OF_ATTR = _keys.RETRY_OF
 """Trial user attribute of a retry: the number of the failed trial it repeats."""
-RETRY_REASON_ATTR = "retry_reason"
+RETRY_REASON_ATTR = _keys.RETRY_REASON
 """Trial user attribute of a retry: why the trial it repeats failed (``oom``, ...)."""
 
 EXIT_OK = 0
@@ -257,9 +259,12 @@ class OOMRetryCallback:
         self.factor = factor
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state != TrialState.FAIL or trial.user_attrs.get(FAIL_REASON_ATTR) != "oom":
+        if (
+            trial.state != TrialState.FAIL
+            or _keys.read(trial.user_attrs, FAIL_REASON_ATTR) != "oom"
+        ):
             return
-        batch_size = trial.user_attrs.get(BATCH_SIZE_ATTR)
+        batch_size = _keys.read(trial.user_attrs, BATCH_SIZE_ATTR)
         if not isinstance(batch_size, int) or batch_size <= 1 or _is_retry(trial):
             return
         smaller = max(1, int(batch_size * self.factor))
@@ -289,7 +294,7 @@ def enqueue_retry(
     if _is_retry(trial):
         return False
     attrs: dict[str, Any] = {RETRY_OF_ATTR: trial.number, RETRY_REASON_ATTR: reason}
-    size = batch_size if batch_size is not None else trial.user_attrs.get(BATCH_SIZE_ATTR)
+    size = batch_size if batch_size is not None else _keys.read(trial.user_attrs, BATCH_SIZE_ATTR)
     if size is not None:
         attrs[BATCH_SIZE_ATTR] = size
     study.enqueue_trial(trial.params, user_attrs=attrs)
@@ -297,7 +302,11 @@ def enqueue_retry(
 
 
 def _is_retry(trial: FrozenTrial) -> bool:
-    return RETRY_OF_ATTR in trial.user_attrs or "failed_trial" in trial.system_attrs
+    if _keys.has(trial.user_attrs, RETRY_OF_ATTR):
+        return True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) is not None
 
 
 def trials_counted(trials: Sequence[FrozenTrial]) -> int:
@@ -308,8 +317,10 @@ def trials_counted(trials: Sequence[FrozenTrial]) -> int:
     """
     replaced: set[int] = set()
     for t in trials:
-        replaced.update(t.system_attrs.get("retry_history", []))
-        origin = t.user_attrs.get(RETRY_OF_ATTR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            replaced.update(RetryHeartbeatStaleTrialCallback.retry_history(t))
+        origin = _keys.read(t.user_attrs, RETRY_OF_ATTR)
         if isinstance(origin, int):
             replaced.add(origin)
     return sum(1 for t in trials if t.number not in replaced)
@@ -599,7 +610,7 @@ class _WorkerLoop:
                     self.config.storage_retries,
                     delay,
                 )
-                self.study._storage.remove_session()  # drop a connection that broke
+                study_storage(self.study).remove_session()  # drop a connection that broke
                 self.stop.wake.wait(delay)
         if self.stop.signum is not None:
             return 128 + self.stop.signum
@@ -626,7 +637,7 @@ class _WorkerLoop:
         """``run`` another trial, ``wait`` for other workers' trials, or ``done``."""
         if self.config.n_trials is None:
             return "run"
-        heartbeat = is_heartbeat_enabled(self.study._storage)
+        heartbeat = heartbeat_enabled(study_storage(self.study))
         if heartbeat:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -649,7 +660,7 @@ class _WorkerLoop:
         trial = next((t for t in trials if t.number == number), None)
         if trial is None or trial.state != TrialState.FAIL:
             return  # still RUNNING: the heartbeat mechanism takes over
-        if any(t.user_attrs.get(RETRY_OF_ATTR) == number for t in trials):
+        if any(_keys.read(t.user_attrs, RETRY_OF_ATTR) == number for t in trials):
             return
         if enqueue_retry(self.study, trial, reason):
             _logger.warning(

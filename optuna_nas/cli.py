@@ -28,6 +28,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from optuna_nas import _keys
+
 DEFAULT_STORAGE = "sqlite:///optuna_nas.db"
 
 
@@ -543,12 +545,12 @@ def _print_best(study: Any, best: Any) -> None:
     arch = Architecture.from_trial(best)
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
-    test = best.user_attrs.get("test_accuracy")
+    test = _keys.read(best.user_attrs, _keys.TEST_ACCURACY)
     print(f"Trials: {len(states)} ({counts})")
     print(
         f"Best trial #{best.number}: valid accuracy {best.value:.4f}"
         + (f", test accuracy {test:.4f}" if test is not None else "")
-        + f", {best.user_attrs.get('n_params', '?')} params"
+        + f", {_keys.read(best.user_attrs, _keys.N_PARAMS, '?')} params"
     )
     print(f"Best architecture: {arch}")
 
@@ -593,9 +595,9 @@ def _best(args: argparse.Namespace) -> int:
         "study": study.study_name,
         "trial": best.number,
         "valid_accuracy": best.value,
-        "test_accuracy": best.user_attrs.get("test_accuracy"),
-        "n_params": best.user_attrs.get("n_params"),
-        "flops": best.user_attrs.get("flops"),
+        "test_accuracy": _keys.read(best.user_attrs, _keys.TEST_ACCURACY),
+        "n_params": _keys.read(best.user_attrs, _keys.N_PARAMS),
+        "flops": _keys.read(best.user_attrs, _keys.FLOPS),
         "description": str(arch),
         "architecture": arch.to_dict(),
     }

@@ -171,10 +171,10 @@ def test_out_of_memory_trial_is_retried_once_at_half_the_batch(digits) -> None:
     first, retry = study.trials
     assert first.state == TrialState.FAIL
     assert first.user_attrs[FAIL_REASON_ATTR] == "oom"
-    assert first.user_attrs["batch_size"] == 128
+    assert first.user_attrs["optuna_nas:batch_size"] == 128
     assert retry.state == TrialState.COMPLETE
     assert retry.params == first.params
-    assert retry.user_attrs["batch_size"] == 64
+    assert retry.user_attrs["optuna_nas:batch_size"] == 64
     assert retry.user_attrs[RETRY_OF_ATTR] == 0
     assert retry.user_attrs[RETRY_REASON_ATTR] == "oom"
     assert max(objective.seen) == 128 and objective.seen[-1] <= 64
@@ -212,8 +212,8 @@ def test_worker_stops_at_the_study_wide_trial_count(sqlite_url: str) -> None:
     assert run_worker(config) == 0  # a second worker finds the study done
     study = optuna.load_study(study_name="s", storage=sqlite_url)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    assert {t.user_attrs["worker"]["pid"] for t in study.trials} == {os.getpid()}
-    assert all(t.user_attrs["batch_size"] == 64 for t in study.trials)
+    assert {t.user_attrs["optuna_nas:worker"]["pid"] for t in study.trials} == {os.getpid()}
+    assert all(t.user_attrs["optuna_nas:batch_size"] == 64 for t in study.trials)
 
 
 @pytest.mark.usefixtures("single_thread")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from optuna_nas import _keys
 from optuna_nas.spaces import Architecture, NB201Space
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class NASBench201:
             study = optuna.create_study(direction="maximize")
             study.optimize(bench, n_trials=50)
             best = study.best_trial
-            print(best.user_attrs["arch"], best.value, best.user_attrs["test_acc"])
+            print(best.user_attrs["optuna_nas:bench_arch"], best.value)
             print("optimum test accuracy:", bench.optimum_test())
     """
 
@@ -240,9 +241,9 @@ class NASBench201:
             arch: The cell, as an ``nb201`` architecture or an NB201 arch string.
         """
         row = self.query(arch)
-        trial.set_user_attr("arch", row["arch"])
-        trial.set_user_attr("test_acc", row[self.test_column])
-        trial.set_user_attr("simulated_seconds", row[self.cost_column])
+        trial.set_user_attr(_keys.BENCH_ARCH, row["arch"])
+        trial.set_user_attr(_keys.BENCH_TEST_ACCURACY, row[self.test_column])
+        trial.set_user_attr(_keys.BENCH_SIMULATED_SECONDS, row[self.cost_column])
         return float(row[self.reward_column])
 
     def arch_string(self, arch: Architecture | str) -> str:

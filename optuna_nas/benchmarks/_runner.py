@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from optuna_nas import samplers
+from optuna_nas import _keys, samplers
 from optuna_nas.benchmarks._nb201 import NASBench201
 from optuna_nas.spaces import SearchSpace
 
@@ -195,9 +195,9 @@ def run_nb201(
             arch = bench.space.suggest(trial)
             sampled = time.perf_counter()
             reward = bench.evaluate(trial, arch)
-            cost = trial.user_attrs["simulated_seconds"]
+            cost = trial.user_attrs[_keys.BENCH_SIMULATED_SECONDS]
             if protocol == "A" and spent + cost > budget_seconds:
-                trial.set_user_attr("over_budget", True)
+                trial.set_user_attr(_keys.BENCH_OVER_BUDGET, True)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 break
             told = time.perf_counter()
@@ -206,7 +206,11 @@ def run_nb201(
             spent += cost
             counted += 1
             if best is None or reward > best[0]:
-                best = (reward, trial.user_attrs["arch"], trial.user_attrs["test_acc"])
+                best = (
+                    reward,
+                    trial.user_attrs[_keys.BENCH_ARCH],
+                    trial.user_attrs[_keys.BENCH_TEST_ACCURACY],
+                )
         wall = time.perf_counter() - start
     finally:
         optuna.logging.set_verbosity(verbosity)

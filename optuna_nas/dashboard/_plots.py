@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from optuna_nas import _keys
+
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
@@ -16,6 +18,9 @@ PLOT_IDS = {
 }
 """Graph object id of the plot :func:`save_plots` saves for each cost user attribute;
 saving again replaces the plot of the same id."""
+
+_COST_KEYS = {"n_params": _keys.N_PARAMS, "latency_ms": _keys.LATENCY_MS, "flops": _keys.FLOPS}
+"""The trial user attribute of each cost a plot can show."""
 
 _COST_LABELS = {
     "n_params": "trainable parameters",
@@ -66,7 +71,7 @@ def _points(study: optuna.Study, cost: str) -> list[tuple[float, float, str]]:
 
     points = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        value, spent = trial.value, trial.user_attrs.get(cost)
+        value, spent = trial.value, _keys.read(trial.user_attrs, _COST_KEYS[cost])
         if value is None or not math.isfinite(value):
             continue
         if not isinstance(spent, (int, float)) or isinstance(spent, bool) or not spent > 0:

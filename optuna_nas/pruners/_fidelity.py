@@ -14,7 +14,9 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-RANK_CORRELATION_ATTR = "fidelity:rank_correlation"
+from optuna_nas import _keys
+
+RANK_CORRELATION_ATTR = _keys.STUDY_RANK_CORRELATION
 """Study user attribute where :class:`LowFidelityPruner` publishes each rung's correlation."""
 
 
@@ -91,7 +93,7 @@ class LowFidelityPruner(BasePruner):
             pruner = LowFidelityPruner(max_step=epochs - 1)  # rungs at epochs 1, 3 and 9
             study = optuna.create_study(direction="maximize", pruner=pruner)
             study.optimize(objective, n_trials=30)
-            print(study.user_attrs["fidelity:rank_correlation"])
+            print(study.user_attrs["optuna_nas:rank_correlation"])
 
     Args:
         max_step: The final rung's step: ``epochs - 1`` for

@@ -15,17 +15,20 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_nas import _keys
+from optuna_nas._compat import study_storage, trial_id
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
 _logger = logging.getLogger(__name__)
 
-PREDICTED_MEAN_ATTR = "lce:predicted_mean"
-PREDICTED_STD_ATTR = "lce:predicted_std"
-P_IMPROVE_ATTR = "lce:p_improve"
-STD_SCALE_ATTR = "lce:std_scale"
-PREDICTIONS_ATTR = "lce:predictions"
+PREDICTED_MEAN_ATTR = _keys.LCE_PREDICTED_MEAN
+PREDICTED_STD_ATTR = _keys.LCE_PREDICTED_STD
+P_IMPROVE_ATTR = _keys.LCE_P_IMPROVE
+STD_SCALE_ATTR = _keys.LCE_STD_SCALE
+PREDICTIONS_ATTR = _keys.LCE_PREDICTIONS
 """System attribute: every prediction made for the trial, ``[[n_reported, mean, std], ...]``
 in order, which the calibration reads back once the trial has completed."""
 
@@ -238,7 +241,7 @@ class LearningCurvePruner(BasePruner):
             values,
             self._max_step,
             bounds=self._bounds,
-            warm_start=self._warm_starts.get(trial._trial_id),
+            warm_start=self._warm_starts.get(trial_id(trial)),
         )
         if isinstance(result, _curves.Degenerate):
             _logger.debug(
@@ -249,12 +252,12 @@ class LearningCurvePruner(BasePruner):
                 result.detail,
             )
             return False
-        self._remember(trial._trial_id, result.params)
-        storage = study._storage
+        self._remember(trial_id(trial), result.params)
+        storage = study_storage(study)
         if self._calibration_quantile is not None:
-            recorded = trial.system_attrs.get(PREDICTIONS_ATTR, [])
+            recorded = _keys.read(trial.system_attrs, PREDICTIONS_ATTR, [])
             storage.set_trial_system_attr(
-                trial._trial_id,
+                trial_id(trial),
                 PREDICTIONS_ATTR,
                 [*recorded, [n_reported, result.mean, result.std]],
             )
@@ -269,10 +272,10 @@ class LearningCurvePruner(BasePruner):
                 [e for e in errors if e is not None], self._calibration_quantile
             )
         p_improve = _curves.prob_exceeds(result, best, direction, scale=scale)
-        storage.set_trial_user_attr(trial._trial_id, PREDICTED_MEAN_ATTR, result.mean)
-        storage.set_trial_user_attr(trial._trial_id, PREDICTED_STD_ATTR, scale * result.std)
-        storage.set_trial_user_attr(trial._trial_id, STD_SCALE_ATTR, scale)
-        storage.set_trial_user_attr(trial._trial_id, P_IMPROVE_ATTR, p_improve)
+        storage.set_trial_user_attr(trial_id(trial), PREDICTED_MEAN_ATTR, result.mean)
+        storage.set_trial_user_attr(trial_id(trial), PREDICTED_STD_ATTR, scale * result.std)
+        storage.set_trial_user_attr(trial_id(trial), STD_SCALE_ATTR, scale)
+        storage.set_trial_user_attr(trial_id(trial), P_IMPROVE_ATTR, p_improve)
         return p_improve < self._threshold_at(n_reported)
 
     def _threshold_at(self, n_reported: int) -> float:
@@ -291,7 +294,7 @@ class LearningCurvePruner(BasePruner):
 def _standardized_error(trial: optuna.trial.FrozenTrial, n_reported: int) -> float | None:
     """``(final - mean) / std`` of the completed ``trial``'s latest prediction made from
     at most ``n_reported`` values, or ``None`` if it has none."""
-    records: Sequence[Sequence[float]] = trial.system_attrs.get(PREDICTIONS_ATTR, ())
+    records: Sequence[Sequence[float]] = _keys.read(trial.system_attrs, PREDICTIONS_ATTR, ())
     at = bisect.bisect_right([r[0] for r in records], n_reported)
     if at == 0 or trial.value is None:
         return None

@@ -10,7 +10,10 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
-INTERMEDIATE_ATTR_PREFIX = "intermediate_values:"
+from optuna_nas import _keys
+from optuna_nas._compat import study_storage, trial_id
+
+INTERMEDIATE_ATTR_PREFIX = _keys.CURVE_PREFIX
 """Trial user attributes ``intermediate_values:<objective>`` hold the reported curves."""
 
 
@@ -110,7 +113,7 @@ class ObjectivePruner(BasePruner):
         except (TypeError, ValueError):
             raise ValueError(f"the reported value must be a number, got {value!r}") from None
         self._index(trial.study)
-        curve = dict(trial.user_attrs.get(self._attr, {}))
+        curve = dict(_keys.read(trial.user_attrs, self._attr, {}))
         if str(int(step)) in curve:
             return
         # JSON turns NaN into a non-standard token some storages refuse; None stands in.
@@ -120,7 +123,7 @@ class ObjectivePruner(BasePruner):
     def should_prune(self, trial: optuna.trial.Trial) -> bool:
         """Whether the wrapped pruner would stop ``trial`` now, judged on this objective."""
         study = trial.study
-        return self.prune(study, study._storage.get_trial(trial._trial_id))
+        return self.prune(study, study_storage(study).get_trial(trial_id(trial)))
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         """Asks the wrapped pruner with a single-objective view of ``study`` and ``trial``."""
@@ -147,32 +150,13 @@ class ObjectivePruner(BasePruner):
         return names.index(self._objective)
 
 
-def report_and_check(trial: optuna.trial.BaseTrial, value: float, step: int) -> bool:
-    """Reports ``value`` at ``step`` and says whether the study's pruner stops ``trial``.
-
-    A single-objective study gets ``trial.report`` and ``trial.should_prune``. A
-    multi-objective study reports through its pruner when that is an
-    :class:`ObjectivePruner`, and otherwise is not reported to, since Optuna cannot.
-    :func:`optuna_nas.training.fit` reports every epoch this way.
-    """
-    study = getattr(trial, "study", None)
-    if study is None or len(study.directions) == 1:
-        trial.report(value, step)
-        return trial.should_prune()
-    pruner = study.pruner
-    if not isinstance(pruner, ObjectivePruner) or not isinstance(trial, optuna.trial.Trial):
-        return False
-    pruner.report(trial, value, step)
-    return pruner.should_prune(trial)
-
-
 class _ObjectiveStudy(optuna.study.Study):
     """The study as a single-objective one: one direction, curves from user attributes."""
 
     def __init__(self, study: optuna.study.Study, index: int, attr: str) -> None:
         super().__init__(
             study_name=study.study_name,
-            storage=study._storage,
+            storage=study_storage(study),
             sampler=study.sampler,
             pruner=optuna.pruners.NopPruner(),
         )
@@ -192,7 +176,7 @@ class _ObjectiveStudy(optuna.study.Study):
 
 def _project(trial: FrozenTrial, index: int, attr: str) -> FrozenTrial:
     """A copy of ``trial`` with one objective's value and curve."""
-    curve = trial.user_attrs.get(attr)
+    curve = _keys.read(trial.user_attrs, attr)
     intermediate = (
         trial.intermediate_values
         if curve is None
@@ -213,8 +197,8 @@ def _project(trial: FrozenTrial, index: int, attr: str) -> FrozenTrial:
         user_attrs=trial.user_attrs,
         system_attrs=trial.system_attrs,
         intermediate_values=intermediate,
-        trial_id=trial._trial_id,
+        trial_id=trial_id(trial),
     )
 
 
-__all__ = ["INTERMEDIATE_ATTR_PREFIX", "ObjectivePruner", "report_and_check"]
+__all__ = ["INTERMEDIATE_ATTR_PREFIX", "ObjectivePruner"]

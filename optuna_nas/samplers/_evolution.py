@@ -17,6 +17,8 @@ from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_nas import _keys
+from optuna_nas._compat import enqueued_params, study_storage, study_trials, trial_id
 from optuna_nas.samplers._genome import mutate
 from optuna_nas.samplers._planned import (
     HELD_STATES,
@@ -28,9 +30,9 @@ from optuna_nas.samplers._planned import (
 from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
-PARENT_ATTR = "optuna_nas:parent"
+PARENT_ATTR = _keys.PARENT
 """System-attribute key holding the number of the trial a child was mutated from."""
-PARENT_USER_ATTR = "parent_trial"
+PARENT_USER_ATTR = _keys.PARENT_TRIAL
 """User-attribute key holding the same number, for the dashboard."""
 
 T = TypeVar("T")
@@ -184,7 +186,7 @@ class RegularizedEvolutionSampler(PlannedSampler):
             sampler = RegularizedEvolutionSampler(seed=0)
             study = optuna.create_study(direction="maximize", sampler=sampler)
             study.optimize(objective, n_trials=60)
-            print(study.best_trial.user_attrs.get("parent_trial"))
+            print(study.best_trial.user_attrs.get("optuna_nas:parent_trial"))
     """
 
     def __init__(
@@ -241,9 +243,9 @@ class RegularizedEvolutionSampler(PlannedSampler):
         return super().sample_independent(study, trial, param_name, param_distribution)
 
     def make_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
-        if study._is_multi_objective() or trial.system_attrs.get("fixed_params"):
+        if (len(study.directions) > 1) or enqueued_params(trial):
             return None
-        trials = study._get_trials(deepcopy=False, use_cache=True)
+        trials = study_trials(study, use_cache=True)
         finished = [t for t in trials if t.state in _FINISHED]
         # Trials come in number order; reversed, the stable sort breaks ties newest first.
         newest_first = sorted(reversed(finished), key=_COMPLETED_AT, reverse=True)
@@ -262,8 +264,8 @@ class RegularizedEvolutionSampler(PlannedSampler):
             child = mutate(parent.params, parent.distributions, self._rng, self._n_mutations)
             if self._key(child) not in taken:
                 break
-        study._storage.set_trial_system_attr(trial._trial_id, PARENT_ATTR, parent.number)
-        study._storage.set_trial_user_attr(trial._trial_id, PARENT_USER_ATTR, parent.number)
+        study_storage(study).set_trial_system_attr(trial_id(trial), PARENT_ATTR, parent.number)
+        study_storage(study).set_trial_user_attr(trial_id(trial), PARENT_USER_ATTR, parent.number)
         return child
 
     def _running_keys(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> set[Hashable]:

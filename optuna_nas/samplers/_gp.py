@@ -18,10 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from optuna.distributions import BaseDistribution
-from optuna.samplers._base import _process_constraints_after_trial
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_nas._compat import (
+    enqueued_params,
+    process_constraints_after_trial,
+    study_trials,
+    trial_id,
+)
 from optuna_nas.samplers import _gp_model
 from optuna_nas.samplers._genome import genome_key
 from optuna_nas.samplers._planned import PlannedSampler, planned_genome, trial_score
@@ -262,13 +267,13 @@ class ConditionalGPSampler(PlannedSampler):
         values: Sequence[float] | None,
     ) -> None:
         if self._constraints_func is not None:
-            _process_constraints_after_trial(self._constraints_func, study, trial, state)
+            process_constraints_after_trial(self._constraints_func, study, trial, state)
         super().after_trial(study, trial, state, values)
 
     def make_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
-        if trial.system_attrs.get("fixed_params"):
+        if enqueued_params(trial):
             return None
-        trials = study._get_trials(deepcopy=False, use_cache=False)
+        trials = study_trials(study, use_cache=False)
         n_objectives = len(study.directions)
         observed: list[FrozenTrial] = []
         scores: list[list[float]] = []
@@ -319,7 +324,7 @@ class ConditionalGPSampler(PlannedSampler):
         pending = [
             planned_genome(t, self.plan_attr)
             for t in trials
-            if t.state == TrialState.RUNNING and t._trial_id != trial._trial_id
+            if t.state == TrialState.RUNNING and trial_id(t) != trial_id(trial)
         ][-_MAX_PENDING:]
         pending = [g for g in pending if g]
 

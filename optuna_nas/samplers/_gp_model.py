@@ -33,6 +33,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from optuna_nas._compat import log_ei_from_z, no_fused_hypervolume_kernel
 from optuna_nas.samplers._genome import Genome, genome_key, mutate, sample_value
 
 if TYPE_CHECKING:
@@ -390,23 +391,24 @@ def make_acquisition(
             X_pending=X_pending,
             prune_baseline=True,
         )
-    _skip_fused_kernel_build()
     Y = Y_baseline if feasible is None or not bool(feasible.any()) else Y_baseline[feasible]
     ref_point = infer_reference_point(Y[pareto_front(Y)])
-    return qLogNoisyExpectedHypervolumeImprovement(
-        model,
-        ref_point=ref_point,
-        X_baseline=X_baseline,
-        sampler=sampler,
-        objective=(
-            IdentityMCMultiOutputObjective(outcomes=list(range(n_objectives)))
-            if constraints
-            else None
-        ),
-        constraints=constraints,
-        X_pending=X_pending,
-        prune_baseline=True,
-    )
+    # BoTorch would compile a C++ kernel for this on first use: minutes, inside a trial.
+    with no_fused_hypervolume_kernel():
+        return qLogNoisyExpectedHypervolumeImprovement(
+            model,
+            ref_point=ref_point,
+            X_baseline=X_baseline,
+            sampler=sampler,
+            objective=(
+                IdentityMCMultiOutputObjective(outcomes=list(range(n_objectives)))
+                if constraints
+                else None
+            ),
+            constraints=constraints,
+            X_pending=X_pending,
+            prune_baseline=True,
+        )
 
 
 def log_expected_improvement(
@@ -432,7 +434,6 @@ def log_expected_improvement(
     Returns:
         ``b`` log values; higher is better.
     """
-    from botorch.acquisition.analytic import _log_ei_helper
     from linear_operator.utils.cholesky import psd_safe_cholesky
 
     # The latent posterior of a SingleTaskGP, candidate by candidate: the mean and
@@ -457,21 +458,8 @@ def log_expected_improvement(
             variance = (prior - (V * V).sum(0)).clamp_min(1e-12)
             sigma = variance.sqrt() * scale
             u = (mean * scale + shift - best_f) / sigma
-            chunks.append(_log_ei_helper(u) + sigma.log())
+            chunks.append(log_ei_from_z(u) + sigma.log())
     return torch.cat(chunks) if chunks else torch.empty(0, dtype=X.dtype)
-
-
-def _skip_fused_kernel_build() -> None:
-    """Keeps BoTorch from compiling its fused qLogNEHVI C++ kernel on first use.
-
-    The build takes minutes (five on a busy two-core machine) inside one trial and needs
-    a compiler; the pure PyTorch path it falls back to is fast enough for our candidate
-    counts.
-    """
-    from botorch.acquisition.multi_objective import logei
-
-    if getattr(logei, "_load_attempted", True) is False:
-        logei._load_attempted = True
 
 
 def evaluate_acquisition(

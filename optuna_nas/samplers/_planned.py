@@ -25,7 +25,10 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-PLAN_ATTR_PREFIX = "optuna_nas:plan:"
+from optuna_nas import _keys
+from optuna_nas._compat import enqueued_params, study_storage, study_trials, trial_id
+
+PLAN_ATTR_PREFIX = _keys.PLAN_PREFIX
 PENDING_STATES = (TrialState.RUNNING, TrialState.WAITING)
 """States of trials that have yet to evaluate their architecture (see :func:`planned_genome`)."""
 HELD_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -70,8 +73,8 @@ class PlannedSampler(BaseSampler, abc.ABC):
         plan = self.make_plan(study, trial)
         if plan is None:
             return
-        self._plans[trial._trial_id] = plan
-        study._storage.set_trial_system_attr(trial._trial_id, self.plan_attr, plan)
+        self._plans[trial_id(trial)] = plan
+        study_storage(study).set_trial_system_attr(trial_id(trial), self.plan_attr, plan)
 
     def sample_independent(
         self,
@@ -80,7 +83,7 @@ class PlannedSampler(BaseSampler, abc.ABC):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        plan = self._plans.get(trial._trial_id)
+        plan = self._plans.get(trial_id(trial))
         if plan is None:
             plan = trial.system_attrs.get(self.plan_attr)
         if plan is not None and param_name in plan:
@@ -100,7 +103,7 @@ class PlannedSampler(BaseSampler, abc.ABC):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self._plans.pop(trial._trial_id, None)
+        self._plans.pop(trial_id(trial), None)
 
     @abc.abstractmethod
     def make_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
@@ -111,7 +114,7 @@ def finished_trials(
     study: Study, states: Sequence[TrialState] = (TrialState.COMPLETE, TrialState.PRUNED)
 ) -> list[FrozenTrial]:
     """Trials of ``study`` in the given states, ordered by trial number."""
-    trials = study._get_trials(deepcopy=False, states=tuple(states), use_cache=True)
+    trials = study_trials(study, states=tuple(states), use_cache=True)
     return sorted(trials, key=lambda t: t.number)
 
 
@@ -120,12 +123,12 @@ def trial_score(study: Study, trial: FrozenTrial, objective: int = 0) -> float |
 
     Completed trials use their value. Pruned trials use, in order of preference, the
     final value a learning-curve pruner predicted (user attribute
-    ``lce:predicted_mean``) or their last reported intermediate value.
+    ``optuna_nas:lce_predicted_mean``) or their last reported intermediate value.
     """
     if trial.state == TrialState.COMPLETE and trial.values is not None:
         value: float | None = trial.values[objective]
     elif trial.state == TrialState.PRUNED:
-        predicted = trial.user_attrs.get("lce:predicted_mean")
+        predicted = _keys.read(trial.user_attrs, _keys.LCE_PREDICTED_MEAN)
         if isinstance(predicted, (int, float)):
             value = float(predicted)
         elif trial.intermediate_values:
@@ -146,7 +149,7 @@ def planned_genome(trial: FrozenTrial, plan_attr: str) -> dict[str, Any]:
     if trial.state.is_finished():
         return dict(trial.params)
     genome: dict[str, Any] = {}
-    for source in (trial.system_attrs.get(plan_attr), trial.system_attrs.get("fixed_params")):
+    for source in (trial.system_attrs.get(plan_attr), enqueued_params(trial)):
         if isinstance(source, Mapping):
             genome.update(source)
     genome.update(trial.params)

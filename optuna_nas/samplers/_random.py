@@ -24,6 +24,7 @@ from optuna.distributions import (
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
+from optuna_nas._compat import enqueued_params, study_id, study_storage, study_trials
 from optuna_nas.samplers._genome import genome_key, sample_value
 from optuna_nas.samplers._planned import PENDING_STATES, PlannedSampler
 from optuna_nas.spaces._base import SearchSpace
@@ -327,7 +328,7 @@ class DeduplicatingRandomSampler(PlannedSampler):
 
     def make_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
         index, pending = self._read(study, trial)
-        fixed = trial.system_attrs.get("fixed_params") or {}
+        fixed = enqueued_params(trial)
         if not index.exhausted:
             if self._space is not None:
                 plan = self._plan_from_space(self._space, index, pending, fixed)
@@ -346,18 +347,18 @@ class DeduplicatingRandomSampler(PlannedSampler):
     def _read(self, study: Study, trial: FrozenTrial) -> tuple[_StudyIndex, list[dict[str, Any]]]:
         """Folds newly finished trials into the index; returns it and the assignments of the
         other trials not yet finished (their plans, fixed parameters and parameters)."""
-        owner = (study._storage, study._study_id)
+        owner = (study_storage(study), study_id(study))
         if self._index is None or self._index.owner != owner:
             self._index = _StudyIndex(owner)
         index = self._index
-        trials = study._get_trials(deepcopy=False, use_cache=True)
+        trials = study_trials(study, use_cache=True)
         pending: list[dict[str, Any]] = []
         for other in trials[index.watermark :]:
             if other.number == trial.number or other.number in index.folded:
                 continue
             genome = {
                 **(other.system_attrs.get(self.plan_attr) or {}),
-                **(other.system_attrs.get("fixed_params") or {}),
+                **(enqueued_params(other)),
                 **other.params,
             }
             if other.state in PENDING_STATES:

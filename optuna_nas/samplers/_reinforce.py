@@ -19,6 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_nas._compat import storage_url, study_id, study_storage, study_trials
 from optuna_nas.samplers._genome import genome_key, mutate
 from optuna_nas.samplers._planned import (
     HELD_STATES,
@@ -64,9 +65,9 @@ def _natural_key(name: str) -> list[Any]:
 
 def _study_key(study: Study) -> tuple[Any, ...]:
     """Identifies a study across ``load_study`` calls, so reloading it keeps the replay."""
-    storage = study._storage
-    url = getattr(getattr(storage, "_backend", storage), "url", None)  # an RDB storage's URL
-    return (url if url is not None else id(storage), study._study_id, study.study_name)
+    storage = study_storage(study)
+    url = storage_url(storage)
+    return (url if url is not None else id(storage), study_id(study), study.study_name)
 
 
 @dataclass
@@ -306,7 +307,7 @@ class REINFORCESampler(PlannedSampler):
             self._checkpoints = []
         # Like finished_trials(study), but only the trials not yet replayed are sorted: with
         # a thousand trials, sorting them all on every call costs more than an update.
-        trials = study._get_trials(deepcopy=False, states=_FINISHED, use_cache=True)
+        trials = study_trials(study, states=_FINISHED, use_cache=True)
         new = self._unprocessed(trials)
         if new and new[0].number < self._replay.last_number:
             self._rewind(new[0].number)
@@ -353,7 +354,7 @@ class REINFORCESampler(PlannedSampler):
         ``skip_evaluated``, the parameters of finished and failed ones), grouped by the
         names they hold, or all under ``None`` with a canonicalizer."""
         taken: dict[frozenset[str] | None, set[Hashable]] = {}
-        for other in study._get_trials(deepcopy=False, use_cache=True):
+        for other in study_trials(study, use_cache=True):
             if other.number == trial.number:
                 continue
             if other.state in PENDING_STATES:

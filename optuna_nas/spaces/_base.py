@@ -21,14 +21,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from optuna_nas import _keys
+
 if TYPE_CHECKING:
     import numpy as np
     import optuna
     import torch.nn
 
-SPACE_ATTR = "optuna_nas:space"
+SPACE_ATTR = _keys.TRIAL_SPACE
 """User-attribute key under which a trial stores the spec of the space that built it."""
-ARCH_ATTR = "optuna_nas:architecture"
+ARCH_ATTR = _keys.ARCHITECTURE
 """User-attribute key under which a trial stores its architecture as JSON."""
 
 ParamValue = Any  # str | int | float | bool | None, as Optuna stores them

@@ -15,18 +15,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from optuna_nas import _keys
 from optuna_nas.nn import count_params, estimate_flops
-from optuna_nas.pruners._objective import report_and_check
 from optuna_nas.training._device import select_device
 from optuna_nas.training._fidelity import Fidelity, apply_fidelity
 from optuna_nas.training._inherit import (
     INHERIT_LR_SCALE,
-    INHERITED_ATTR,
-    MODEL_TENSORS_ATTR,
-    PARTIAL_ATTR,
-    PEAK_LR_ATTR,
     transfer_weights,
 )
+from optuna_nas.training._report import report_and_check
 
 if TYPE_CHECKING:
     import optuna
@@ -42,7 +39,7 @@ GPU_RESIDENT_LIMIT_BYTES = 4 * 2**30
 LATENCY_REPEATS = 5
 """Timed forward passes behind the ``latency_ms`` user attribute (after one warm-up)."""
 
-FAIL_REASON_ATTR = "fail_reason"
+FAIL_REASON_ATTR = _keys.FAIL_REASON
 """User attribute that says why :func:`fit` failed a trial (``oom``, ``nan_loss``)."""
 
 
@@ -247,24 +244,24 @@ def fit(
         inherited_tensors=inherited,
         partially_inherited_tensors=None if transfer is None else len(transfer.partial),
     )
-    _set_attrs(trial, n_params=n_params, flops=flops, device=str(dev))
+    _set_attrs(trial, {_keys.N_PARAMS: n_params, _keys.FLOPS: flops, _keys.DEVICE: str(dev)})
     if inherited is not None:
         _set_attrs(
             trial,
-            **{
-                INHERITED_ATTR: inherited,
-                PARTIAL_ATTR: len(transfer.partial) if transfer else 0,
-                MODEL_TENSORS_ATTR: len(model.state_dict()),
+            {
+                _keys.INHERITED_TENSORS: inherited,
+                _keys.PARTIALLY_INHERITED_TENSORS: len(transfer.partial) if transfer else 0,
+                _keys.MODEL_TENSORS: len(model.state_dict()),
+                _keys.PEAK_LR: lr * inherit_lr_scale if inherited else lr,
             },
         )
-        _set_attrs(trial, **{PEAK_LR_ATTR: lr * inherit_lr_scale if inherited else lr})
 
     try:
         source = data.valid if len(data.valid.y) else data.train
         result.latency_ms = measure_latency(
             model, source.x[:batch_size], dev, amp=use_amp, memory_format=memory_format
         )
-        _set_attrs(trial, latency_ms=round(result.latency_ms, 4))
+        _set_attrs(trial, {_keys.LATENCY_MS: round(result.latency_ms, 4)})
         _train(
             model,
             data,
@@ -295,7 +292,7 @@ def fit(
     finally:
         if dev.type == "cuda":
             result.peak_memory_mb = torch.cuda.max_memory_allocated(dev) / 2**20
-            _set_attrs(trial, peak_gpu_memory_mb=round(result.peak_memory_mb, 1))
+            _set_attrs(trial, {_keys.PEAK_GPU_MEMORY_MB: round(result.peak_memory_mb, 1)})
     return result
 
 
@@ -383,8 +380,10 @@ def _train(
         result.samples_per_second = n_train * (epoch + 1) / train_seconds
         _set_attrs(
             trial,
-            seconds_per_epoch=round(result.seconds_per_epoch, 4),
-            samples_per_second=round(result.samples_per_second, 1),
+            {
+                _keys.SECONDS_PER_EPOCH: round(result.seconds_per_epoch, 4),
+                _keys.SAMPLES_PER_SECOND: round(result.samples_per_second, 1),
+            },
         )
         if trial is not None and report_and_check(trial, accuracy, epoch):
             raise optuna.TrialPruned(
@@ -401,7 +400,7 @@ def _train(
             amp=use_amp,
             memory_format=memory_format,
         )
-        _set_attrs(trial, test_accuracy=result.test_accuracy)
+        _set_attrs(trial, {_keys.TEST_ACCURACY: result.test_accuracy})
 
 
 @torch.no_grad()
@@ -549,7 +548,7 @@ def _param_groups(
     return [g for g in groups if g["params"]]
 
 
-def _set_attrs(trial: optuna.trial.BaseTrial | None, **attrs: Any) -> None:
+def _set_attrs(trial: optuna.trial.BaseTrial | None, attrs: dict[str, Any]) -> None:
     if trial is None:
         return
     for key, value in attrs.items():

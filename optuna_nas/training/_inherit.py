@@ -26,21 +26,25 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from optuna_nas import _keys
+from optuna_nas._compat import study_id, study_storage
+
 if TYPE_CHECKING:
     import optuna
-    from optuna.artifacts._protocol import ArtifactStore
 
-CHECKPOINT_ATTR = "checkpoint_artifact"
+    from optuna_nas._compat import ArtifactStore
+
+CHECKPOINT_ATTR = _keys.CHECKPOINT
 """Trial user attribute holding the artifact id of the trial's trained weights."""
-INHERITED_ATTR = "inherited_tensors"
+INHERITED_ATTR = _keys.INHERITED_TENSORS
 """Trial user attribute: tensors that start from the parent's checkpoint, copied whole or
 transferred in part (see :func:`transfer_weights`)."""
-PARTIAL_ATTR = "partially_inherited_tensors"
+PARTIAL_ATTR = _keys.PARTIALLY_INHERITED_TENSORS
 """Trial user attribute: those of :data:`INHERITED_ATTR` transferred in part, because a
 mutation changed their shape."""
-MODEL_TENSORS_ATTR = "model_tensors"
+MODEL_TENSORS_ATTR = _keys.MODEL_TENSORS
 """Trial user attribute: tensors (parameters and buffers) in the model's state dict."""
-PEAK_LR_ATTR = "peak_lr"
+PEAK_LR_ATTR = _keys.PEAK_LR
 """Trial user attribute of a warm-started run: the peak learning rate of its inherited
 tensors (see ``fit``'s ``inherit_lr_scale``)."""
 INHERIT_LR_SCALE = 1.0
@@ -348,12 +352,12 @@ def _read_checkpoint(
 ) -> dict[str, torch.Tensor]:
     where = f"trial {trial_number} of study {study.study_name!r}"
     try:
-        storage = study._storage
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, trial_number)
+        storage = study_storage(study)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id(study), trial_number)
         attrs = storage.get_trial(trial_id).user_attrs
     except KeyError:
         raise _Unusable(f"{where} does not exist") from None
-    artifact_id = attrs.get(CHECKPOINT_ATTR)
+    artifact_id = _keys.read(attrs, CHECKPOINT_ATTR)
     if artifact_id is None:
         raise _Unusable(f"{where} has no checkpoint (no {CHECKPOINT_ATTR!r} user attribute)")
     # Any store may raise anything here (a missing file, a refused id, a network error);

@@ -94,11 +94,13 @@ def test_protocol_a_rewards_and_charges_12_epoch_columns(nb201_dir: Path, c10_ro
     expected = c10_rows[1]
     trial = _evaluate_one(NASBench201(root=nb201_dir, protocol="A"), expected["arch"])
     assert trial.value == pytest.approx(float(expected["valid_acc_12ep"]))
-    assert trial.user_attrs["simulated_seconds"] == pytest.approx(
+    assert trial.user_attrs["optuna_nas:bench_simulated_seconds"] == pytest.approx(
         float(expected["train_time_12ep_s_approx"])
     )
-    assert trial.user_attrs["test_acc"] == pytest.approx(float(expected["test_acc"]))
-    assert trial.user_attrs["arch"] == expected["arch"]
+    assert trial.user_attrs["optuna_nas:bench_test_accuracy"] == pytest.approx(
+        float(expected["test_acc"])
+    )
+    assert trial.user_attrs["optuna_nas:bench_arch"] == expected["arch"]
     assert set(trial.params) == {f"node{i}/in{j}" for i in (1, 2, 3) for j in range(i)}
 
 
@@ -107,7 +109,7 @@ def test_protocol_b_rewards_200_epoch_valid(nb201_dir: Path, c10_rows) -> None:
     bench = NASBench201(root=nb201_dir, protocol="B")
     trial = _evaluate_one(bench, expected["arch"])
     assert trial.value == pytest.approx(float(expected["valid_acc"]))
-    assert trial.user_attrs["simulated_seconds"] == pytest.approx(
+    assert trial.user_attrs["optuna_nas:bench_simulated_seconds"] == pytest.approx(
         float(expected["train_time_200ep_s"])
     )
     assert bench.reward_column == "valid_acc" and bench.cost_column == "train_time_200ep_s"
@@ -117,7 +119,9 @@ def test_other_dataset_uses_its_own_12_epoch_column(nb201_dir: Path) -> None:
     expected = _csv_rows(nb201_dir, "imagenet16-120")[42]
     trial = _evaluate_one(NASBench201("imagenet16-120", root=nb201_dir), expected["arch"])
     assert trial.value == pytest.approx(float(expected["valid_acc_12ep"]))
-    assert trial.user_attrs["test_acc"] == pytest.approx(float(expected["test_acc"]))
+    assert trial.user_attrs["optuna_nas:bench_test_accuracy"] == pytest.approx(
+        float(expected["test_acc"])
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ def test_search_inherit_weights_warm_starts_evolution_children(
     artifacts = tmp_path / "optuna_nas_artifacts"
     for trial in study.trials:
         assert (artifacts / trial.user_attrs[CHECKPOINT_ATTR]).is_file()
-    children = [t for t in study.trials if "parent_trial" in t.user_attrs]
+    children = [t for t in study.trials if "optuna_nas:parent_trial" in t.user_attrs]
     assert [t.number for t in children] == [20, 21]
     for child in children:
         # The parent's checkpoint was loaded and matched; how many tensors match depends on
@@ -59,7 +59,7 @@ def test_search_no_checkpoints_keeps_drawings_but_no_weights(
     for trial in study.trials:
         assert trial.state == optuna.trial.TrialState.COMPLETE
         assert CHECKPOINT_ATTR not in trial.user_attrs
-        assert (artifacts / trial.user_attrs["architecture_svg"]).is_file()
+        assert (artifacts / trial.user_attrs["optuna_nas:architecture_svg"]).is_file()
     assert sum(1 for _ in artifacts.iterdir()) == len(study.trials)
 
 

@@ -104,7 +104,7 @@ def test_killed_worker_trial_is_failed_and_retried_once(
     try:
         running = _wait_for(url, name, lambda ts: len(_training(ts)) >= 1, pool)
         victim = _training(running)[0]
-        os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+        os.kill(victim.user_attrs["optuna_nas:worker"]["pid"], signal.SIGKILL)
         assert pool.wait(timeout=180) == 0, log.read_text()
     finally:
         if pool.poll() is None:
@@ -122,8 +122,8 @@ def test_killed_worker_trial_is_failed_and_retried_once(
     assert retries[0].params == lost.params
     # Every trial ran in a pool slot that saw no GPU (CPU workers).
     for t in trials:
-        assert t.user_attrs["worker"]["slot"] in (0, 1)
-        assert t.user_attrs["worker"]["cuda_visible_devices"] == ""
+        assert t.user_attrs["optuna_nas:worker"]["slot"] in (0, 1)
+        assert t.user_attrs["optuna_nas:worker"]["cuda_visible_devices"] == ""
     # Three trials counted over both workers, the lost one replaced by its retry.
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 3
     assert len(trials) == 4
@@ -148,9 +148,11 @@ def test_sigterm_stops_the_pool_and_no_trial_stays_running(tmp_path: Path) -> No
     trials = optuna.load_study(study_name="s", storage=url).get_trials()
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     assert len(interrupted) == 2
-    assert all(t.user_attrs["fail_reason"] == "interrupted" for t in interrupted)
+    assert all(t.user_attrs["optuna_nas:fail_reason"] == "interrupted" for t in interrupted)
     waiting = [t for t in trials if t.state == TrialState.WAITING]
-    assert sorted(t.user_attrs["retry_of"] for t in waiting) == [t.number for t in interrupted]
+    assert sorted(t.user_attrs["optuna_nas:retry_of"] for t in waiting) == [
+        t.number for t in interrupted
+    ]
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from optuna_nas import _keys as keys
 from optuna_nas.cli import main
 from optuna_nas.dashboard import PLOT_IDS
 from optuna_nas.spaces import ARCH_ATTR, Architecture
@@ -170,9 +171,9 @@ def test_api_serves_study_trials_curves_and_attributes(served: Served) -> None:
     assert [t["number"] for t in trials] == list(range(TRIALS))
     for trial in trials:
         attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
-        for key in ("n_params", "flops", "latency_ms", ARCH_ATTR, "architecture_svg"):
+        for key in (keys.N_PARAMS, keys.FLOPS, keys.LATENCY_MS, ARCH_ATTR, keys.DRAWING):
             assert key in attrs, (trial["number"], key)
-        assert float(attrs["latency_ms"]) > 0
+        assert float(attrs["optuna_nas:latency_ms"]) > 0
         Architecture.from_json(attrs[ARCH_ATTR])  # the JSON is a valid architecture
         assert trial["params"], trial
         steps = [v["step"] for v in trial["intermediate_values"]]
@@ -188,7 +189,7 @@ def test_svg_drawings_are_served_as_images(served: Served) -> None:
     for trial in study["trials"]:
         attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
         [drawing] = [a for a in trial["artifacts"] if a["mimetype"] == "image/svg+xml"]
-        assert drawing["artifact_id"] == attrs["architecture_svg"]
+        assert drawing["artifact_id"] == attrs["optuna_nas:architecture_svg"]
         status, headers, body = served.get(
             f"/artifacts/{study['study_id']}/{trial['trial_id']}/{drawing['artifact_id']}"
         )
@@ -212,7 +213,7 @@ def test_custom_plot_shows_every_completed_trial_and_the_front(served: Served) -
     points, front = figure["data"]
     complete = [t for t in study["trials"] if t["state"] == "Complete"]
     params = {
-        t["number"]: int(next(a["value"] for a in t["user_attrs"] if a["key"] == "n_params"))
+        t["number"]: int(next(a["value"] for a in t["user_attrs"] if a["key"] == keys.N_PARAMS))
         for t in complete
     }
     assert sorted(points["x"]) == sorted(params.values())

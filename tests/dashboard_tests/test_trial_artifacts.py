@@ -84,7 +84,7 @@ def _metas(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> list:
 
 def _drawing(study: optuna.Study, trial: optuna.trial.FrozenTrial, store: object) -> str:
     [meta] = [m for m in _metas(study, trial) if m.mimetype == SVG_MIMETYPE]
-    assert meta.artifact_id == trial.user_attrs["architecture_svg"]
+    assert meta.artifact_id == trial.user_attrs["optuna_nas:architecture_svg"]
     assert meta.filename == "architecture.svg"
     with store.open_reader(meta.artifact_id) as reader:  # type: ignore[attr-defined]
         return reader.read().decode()
@@ -101,8 +101,11 @@ def test_each_trial_carries_drawing_curve_size_and_latency(
         arch = Architecture.from_json(trial.user_attrs[ARCH_ATTR])
         assert _drawing(study, trial, store) == arch.to_svg()
         assert sorted(trial.intermediate_values) == [0]
-        assert trial.user_attrs["n_params"] > 0 and trial.user_attrs["flops"] > 0
-        assert trial.user_attrs["latency_ms"] > 0
+        assert (
+            trial.user_attrs["optuna_nas:n_params"] > 0
+            and trial.user_attrs["optuna_nas:flops"] > 0
+        )
+        assert trial.user_attrs["optuna_nas:latency_ms"] > 0
 
 
 def test_write_trial_artifact_records_nothing_when_the_write_fails(tmp_path: Path) -> None:
@@ -145,9 +148,9 @@ def test_full_disk_fails_only_those_trials_and_the_study_goes_on(
     failed = study.trials[1:]
     assert [t.state for t in failed] == [optuna.trial.TrialState.FAIL] * 2
     for trial in failed:
-        assert trial.user_attrs["fail_reason"] == "artifact_write"
-        assert "No space left on device" in trial.user_attrs["artifact_error"]
-        assert "--artifact-dir" in trial.user_attrs["artifact_error"]
+        assert trial.user_attrs["optuna_nas:fail_reason"] == "artifact_write"
+        assert "No space left on device" in trial.user_attrs["optuna_nas:artifact_error"]
+        assert "--artifact-dir" in trial.user_attrs["optuna_nas:artifact_error"]
         assert _metas(study, trial) == []  # no record of a file that is not there
         assert trial.intermediate_values == {}  # failed before training
     assert set((tiny_disk / "artifacts").iterdir()) == before  # no partial files left

@@ -90,7 +90,7 @@ def test_cifar10_gpu_example_runs_on_cpu_with_any_dataset(tmp_path: Path) -> Non
 
     trials = optuna.load_study(study_name="cifar10-gpu", storage=url).trials
     assert len(trials) == 2
-    throughput = [t.user_attrs["samples_per_second"] for t in trials]
+    throughput = [t.user_attrs["optuna_nas:samples_per_second"] for t in trials]
     assert all(value > 0 for value in throughput)
     assert _line(run.stdout, "Throughput: median ").startswith(
         f"{statistics.median(throughput):.0f} samples/s over 2 trials"

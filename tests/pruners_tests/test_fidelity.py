@@ -317,7 +317,7 @@ def test_objective_pruner_runs_asha_on_the_named_objective(
 
     stored = optuna.load_study(study_name=study.study_name, storage=open_storage(url))
     assert stored.user_attrs[RANK_CORRELATION_ATTR][0]["correlation"] == pytest.approx(1.0)
-    curves = [t.user_attrs.get("intermediate_values:accuracy") for t in stored.trials]
+    curves = [t.user_attrs.get("optuna_nas:intermediate_values:accuracy") for t in stored.trials]
     assert curves[0] == {"0": 0.5, "2": 0.5, "8": 0.5, "26": 0.5}
     assert stored.trials[-2].state == TrialState.PRUNED
     assert all(t.intermediate_values == {} for t in stored.trials)  # Optuna's own stay empty
@@ -353,8 +353,8 @@ def test_objective_pruner_drives_the_learning_curve_pruner() -> None:
     trial, pruned = _mo_trial(study, pruner, dict(enumerate(accuracy(0.6)[:12])))
     assert pruned
     attrs = study._storage.get_trial(trial._trial_id).user_attrs
-    assert attrs["lce:p_improve"] < 0.05
-    assert attrs["lce:predicted_mean"] < 0.7
+    assert attrs["optuna_nas:lce_p_improve"] < 0.05
+    assert attrs["optuna_nas:lce_predicted_mean"] < 0.7
     _, pruned = _mo_trial(study, pruner, dict(enumerate(accuracy(0.97)[:12])))
     assert not pruned
 

@@ -14,8 +14,12 @@ from optuna_nas.pruners import LearningCurvePruner
 from optuna_nas.training import fit, seed_everything
 
 MAX_STEP = 29
-ATTRS = ("lce:predicted_mean", "lce:predicted_std", "lce:p_improve")
-PREDICTIONS = "lce:predictions"
+ATTRS = (
+    "optuna_nas:lce_predicted_mean",
+    "optuna_nas:lce_predicted_std",
+    "optuna_nas:lce_p_improve",
+)
+PREDICTIONS = "optuna_nas:lce_predictions"
 
 
 def _curve(final: float, n: int = MAX_STEP + 1, noise: float = 0.005, seed: int = 0) -> list:
@@ -74,9 +78,9 @@ def test_prunes_a_hopeless_curve_and_stores_the_prediction() -> None:
     assert pruned
     attrs = _attrs(study, trial)
     assert set(ATTRS) <= set(attrs)
-    assert attrs["lce:predicted_mean"] == pytest.approx(0.55, abs=0.05)
-    assert 0.0 < attrs["lce:predicted_std"] < 0.1
-    assert 0.0 <= attrs["lce:p_improve"] < 0.05
+    assert attrs["optuna_nas:lce_predicted_mean"] == pytest.approx(0.55, abs=0.05)
+    assert 0.0 < attrs["optuna_nas:lce_predicted_std"] < 0.1
+    assert 0.0 <= attrs["optuna_nas:lce_p_improve"] < 0.05
 
 
 def test_keeps_a_clearly_better_curve() -> None:
@@ -87,8 +91,8 @@ def test_keeps_a_clearly_better_curve() -> None:
     trial, pruned = _report(study, values)
     assert not pruned
     attrs = _attrs(study, trial)
-    assert attrs["lce:p_improve"] > 0.5
-    assert attrs["lce:predicted_mean"] > best
+    assert attrs["optuna_nas:lce_p_improve"] > 0.5
+    assert attrs["optuna_nas:lce_predicted_mean"] > best
 
 
 def test_calibration_holds_back_where_extrapolations_proved_wrong() -> None:
@@ -98,14 +102,14 @@ def test_calibration_holds_back_where_extrapolations_proved_wrong() -> None:
     trial, pruned = _report(wrong, hopeless)
     assert not pruned
     attrs = _attrs(wrong, trial)
-    assert attrs["lce:std_scale"] > 10.0
-    assert attrs["lce:p_improve"] >= 0.05
-    assert attrs["lce:predicted_std"] > 10.0 * _fitted_std(wrong, trial)
+    assert attrs["optuna_nas:lce_std_scale"] > 10.0
+    assert attrs["optuna_nas:lce_p_improve"] >= 0.05
+    assert attrs["optuna_nas:lce_predicted_std"] > 10.0 * _fitted_std(wrong, trial)
     # Accurate history (errors of half a std) leaves the prediction as fitted.
     accurate = _study(LearningCurvePruner(max_step=MAX_STEP), history=(0.005, 0.01))
     trial, pruned = _report(accurate, hopeless)
     assert pruned
-    assert _attrs(accurate, trial)["lce:std_scale"] == 1.0
+    assert _attrs(accurate, trial)["optuna_nas:lce_std_scale"] == 1.0
     # Without calibration, the wrong history is ignored and nothing is recorded.
     uncalibrated = LearningCurvePruner(max_step=MAX_STEP, calibration_quantile=None)
     study = _study(uncalibrated, history=(0.3, 0.01))
@@ -122,7 +126,7 @@ def test_calibration_respects_the_direction() -> None:
     )
     trial, pruned = _report(wrong, hopeless)
     assert not pruned
-    assert _attrs(wrong, trial)["lce:std_scale"] > 10.0
+    assert _attrs(wrong, trial)["optuna_nas:lce_std_scale"] > 10.0
     accurate = _study(
         LearningCurvePruner(max_step=MAX_STEP), direction="minimize", history=(-0.005, 0.01)
     )
@@ -149,7 +153,7 @@ def test_calibration_learns_from_the_study_and_is_shared_by_workers() -> None:
     trial, pruned = _report(study, _curve(0.6)[:12])
     assert pruned
     attrs = _attrs(study, trial)
-    assert 1.0 <= attrs["lce:std_scale"] < 3.0
+    assert 1.0 <= attrs["optuna_nas:lce_std_scale"] < 3.0
     # A second worker, with a pruner of its own, rebuilds the same calibration from storage.
     other = optuna.load_study(
         study_name=study.study_name,
@@ -158,7 +162,7 @@ def test_calibration_learns_from_the_study_and_is_shared_by_workers() -> None:
     )
     frozen = study._storage.get_trial(trial._trial_id)
     assert other.pruner.prune(other, frozen)
-    assert _attrs(study, trial)["lce:std_scale"] == attrs["lce:std_scale"]
+    assert _attrs(study, trial)["optuna_nas:lce_std_scale"] == attrs["optuna_nas:lce_std_scale"]
 
 
 def _fitted_std(study: optuna.Study, trial: optuna.trial.Trial) -> float:
@@ -204,7 +208,7 @@ def test_never_prunes_a_trial_that_already_reaches_the_best() -> None:
     assert values[-1] >= max(t.value for t in study.trials)
     trial, pruned = _report(study, values)
     assert not pruned
-    assert "lce:p_improve" not in _attrs(study, trial)
+    assert "optuna_nas:lce_p_improve" not in _attrs(study, trial)
 
 
 def test_never_prunes_at_max_step() -> None:
@@ -230,11 +234,11 @@ def test_minimize_direction() -> None:
     hopeless = [1.0 - v for v in _curve(0.6)[:12]]
     trial, pruned = _report(study, hopeless)
     assert pruned
-    assert _attrs(study, trial)["lce:predicted_mean"] == pytest.approx(0.45, abs=0.05)
+    assert _attrs(study, trial)["optuna_nas:lce_predicted_mean"] == pytest.approx(0.45, abs=0.05)
     promising = [1.0 - v for v in _curve(0.99)[:12]]
     trial, pruned = _report(study, promising)
     assert not pruned
-    assert _attrs(study, trial)["lce:p_improve"] > 0.5
+    assert _attrs(study, trial)["optuna_nas:lce_p_improve"] > 0.5
 
 
 def test_unbounded_loss() -> None:
@@ -269,8 +273,8 @@ def test_pruned_trials_keep_their_prediction_in_optimize() -> None:
     pruned = study.get_trials(states=(TrialState.PRUNED,))
     assert len(pruned) == 3
     for trial in pruned:
-        assert trial.user_attrs["lce:p_improve"] < 0.05
-        assert trial.user_attrs["lce:predicted_mean"] < 0.95
+        assert trial.user_attrs["optuna_nas:lce_p_improve"] < 0.05
+        assert trial.user_attrs["optuna_nas:lce_predicted_mean"] < 0.95
 
 
 def test_multi_objective_study_is_rejected() -> None:
@@ -358,6 +362,6 @@ def test_with_fit_on_digits(single_thread: None) -> None:
     assert states.count(TrialState.COMPLETE) >= 2
     for trial in study.trials:
         if trial.state == TrialState.PRUNED:
-            assert trial.user_attrs["lce:p_improve"] < 0.05
-            assert 0.0 <= trial.user_attrs["lce:predicted_mean"] <= 1.0
+            assert trial.user_attrs["optuna_nas:lce_p_improve"] < 0.05
+            assert 0.0 <= trial.user_attrs["optuna_nas:lce_predicted_mean"] <= 1.0
     assert torch.get_num_threads() == 1

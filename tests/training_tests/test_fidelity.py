@@ -195,11 +195,11 @@ def test_fit_reports_a_multi_objective_trial_through_objective_pruner(
     result = fit(_arch(), digits, trial=trial, epochs=3, **FAST)
     study.tell(trial, [result.valid_accuracy, result.n_params])
     stored = optuna.load_study(study_name=study.study_name, storage=sqlite_url).trials[0]
-    curve = stored.user_attrs["intermediate_values:accuracy"]
+    curve = stored.user_attrs["optuna_nas:intermediate_values:accuracy"]
     assert curve == {str(e): a for e, a in enumerate(result.learning_curve)}
 
     # Without an ObjectivePruner fit trains and reports nothing, as Optuna cannot.
     plain = optuna.create_study(directions=["maximize", "minimize"])
     trial = plain.ask()
     assert len(fit(_arch(), digits, trial=trial, epochs=1, **FAST).history) == 1
-    assert trial.user_attrs.get("intermediate_values:accuracy") is None
+    assert trial.user_attrs.get("optuna_nas:intermediate_values:accuracy") is None

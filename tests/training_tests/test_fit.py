@@ -56,11 +56,11 @@ def test_fit_learns_digits_and_reports_every_epoch(digits) -> None:
     assert result.valid_accuracy > 0.9, result.history
     assert result.test_accuracy is not None and result.test_accuracy > 0.85
     attrs = frozen.user_attrs
-    assert attrs["n_params"] == result.n_params > 0
-    assert attrs["flops"] == result.flops > 0
-    assert attrs["device"] == str(select_device(None)) == result.device
-    assert attrs["seconds_per_epoch"] > 0 and attrs["samples_per_second"] > 0
-    assert attrs["test_accuracy"] == result.test_accuracy
+    assert attrs["optuna_nas:n_params"] == result.n_params > 0
+    assert attrs["optuna_nas:flops"] == result.flops > 0
+    assert attrs["optuna_nas:device"] == str(select_device(None)) == result.device
+    assert attrs["optuna_nas:seconds_per_epoch"] > 0 and attrs["optuna_nas:samples_per_second"] > 0
+    assert attrs["optuna_nas:test_accuracy"] == result.test_accuracy
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 

@@ -422,7 +422,7 @@ def test_objective_saves_checkpoints_and_children_inherit(
     for t in trials:
         assert (store.root / t.user_attrs[CHECKPOINT_ATTR]).is_file()
     assert INHERITED_ATTR not in trials[0].user_attrs
-    children = [t for t in trials if "parent_trial" in t.user_attrs]
+    children = [t for t in trials if "optuna_nas:parent_trial" in t.user_attrs]
     assert [t.number for t in children] == [2, 3]
     for child in children:
         assert 0 < child.user_attrs[INHERITED_ATTR] <= child.user_attrs[MODEL_TENSORS_ATTR]
@@ -440,7 +440,7 @@ def test_objective_saves_checkpoints_and_children_inherit(
         reloaded.optimize(objective, n_trials=1)
     last = reloaded.trials[-1]
     assert last.state == optuna.trial.TrialState.COMPLETE
-    assert "parent_trial" in last.user_attrs
+    assert "optuna_nas:parent_trial" in last.user_attrs
     assert INHERITED_ATTR not in last.user_attrs
     assert (store.root / last.user_attrs[CHECKPOINT_ATTR]).is_file()
 
