@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck check bench clean
+.PHONY: install demo test test-fast lint typecheck docs check min-versions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ demo: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Unit tests only: no database servers, processes, HTTP or whole searches (under a minute).
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration and not e2e and not slow" $(PYTEST_ARGS)
+
+# The documentation site; warnings are errors.
+docs: install
+	$(BIN)/python -m sphinx -W --keep-going -b html -q docs docs/_build/html
+
+# The lowest declared dependency versions, with a smoke subset of the tests.
+min-versions: install
+	bash .ci/min_versions
+
 lint: install
 	$(BIN)/ruff check optuna_nas tests examples samplers
 	$(BIN)/ruff format --check optuna_nas tests examples samplers
@@ -34,7 +46,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy optuna_nas
 
-check: lint typecheck test
+check: lint typecheck docs test
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-min build *.egg-info .pytest_cache .mypy_cache .ruff_cache docs/_build

@@ -151,3 +151,46 @@ def storage_url(storage: optuna.storages.BaseStorage) -> str | None:
     backend = getattr(storage, "_backend", storage)
     url = getattr(backend, "url", None)
     return url if isinstance(url, str) else None
+
+
+def _stale_retry_class() -> Any:
+    """Optuna's callback that retries a trial whose heartbeat went stale (public since
+    Optuna 4.9, hence the lower bound; its static methods are experimental, so the
+    functions below silence that warning)."""
+    import optuna
+
+    return optuna.storages.RetryHeartbeatStaleTrialCallback
+
+
+def stale_trial_retry_callback(max_retry: int) -> Any:
+    """The callback an RDB storage calls for a stale trial, retrying it ``max_retry`` times."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _stale_retry_class()(max_retry=max_retry)
+
+
+def retried_trial_number(trial: FrozenTrial) -> int | None:
+    """The number of the stale trial that ``trial`` retries, or ``None``."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        number = _stale_retry_class().retried_trial_number(trial)
+    return None if number is None else int(number)
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """The numbers of the stale trials that ``trial``'s retry chain repeats."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return [int(n) for n in _stale_retry_class().retry_history(trial)]

@@ -14,6 +14,32 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+# Tests that talk to database servers, start processes or serve HTTP, and tests that run
+# a whole search end to end; `make test-fast` leaves both out.
+_INTEGRATION = (
+    "storage_tests/",
+    "dashboard_tests/test_server.py",
+    "dashboard_tests/test_trial_artifacts.py",
+    "cli_tests/test_worker.py",
+    "workers_tests/",
+)
+_END_TO_END = (
+    "examples_tests/",
+    "cli_tests/test_cli.py",
+    "cli_tests/test_inherit_weights.py",
+    "benchmarks_tests/",
+    "test_docs.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").as_posix()
+        if path.startswith(_INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+        if path.startswith(_END_TO_END):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
@@ -26,7 +52,10 @@ def nb201_dir() -> Path:
     default = REPO_ROOT.parent / "shared" / "benchmarks" / "nb201"
     path = Path(os.environ.get("OPTUNA_NAS_NB201_DIR", default))
     if not (path / "nb201_cifar10.csv").is_file():
-        pytest.skip(f"NAS-Bench-201 tables not found at {path}; set OPTUNA_NAS_NB201_DIR")
+        reason = f"NAS-Bench-201 tables not found at {path}; set OPTUNA_NAS_NB201_DIR"
+        if os.environ.get("OPTUNA_NAS_REQUIRE_NB201") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     return path
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import optuna
-import pytest
 import torch
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from optuna_nas import _compat
@@ -70,7 +70,8 @@ def test_constraints_are_stored_as_optuna_samplers_store_them() -> None:
 def test_heartbeat_enabled_tells_storages_apart(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'hb.db'}"
     assert not _compat.heartbeat_enabled(RDBStorage(url))
-    with pytest.warns(optuna.exceptions.ExperimentalWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         beating = RDBStorage(url, heartbeat_interval=5, grace_period=10)
     assert _compat.heartbeat_enabled(beating)
     assert not _compat.heartbeat_enabled(optuna.storages.InMemoryStorage())
@@ -103,8 +104,10 @@ def test_retry_callback_public_api_names_the_failed_trial() -> None:
     trial = study.ask()
     study.tell(trial, state=TrialState.FAIL)
     failed = study.trials[0]
-    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(failed) is None
-    assert RetryHeartbeatStaleTrialCallback.retry_history(failed) == []
+    assert _compat.retried_trial_number(failed) is None
+    assert _compat.retry_history(failed) == []
+    callback = _compat.stale_trial_retry_callback(max_retry=1)
+    assert callable(callback)
 
 
 def test_log_ei_matches_the_closed_form() -> None:
@@ -119,8 +122,11 @@ def test_log_ei_matches_the_closed_form() -> None:
 def test_fused_kernel_flag_is_set_only_inside_the_block() -> None:
     from botorch.acquisition.multi_objective import logei
 
-    before = logei._load_attempted
-    assert isinstance(before, bool)
+    before = getattr(logei, "_load_attempted", None)
     with _compat.no_fused_hypervolume_kernel():
-        assert logei._load_attempted is True
-    assert logei._load_attempted is before
+        inside = getattr(logei, "_load_attempted", None)
+    after = getattr(logei, "_load_attempted", None)
+    if before is None:  # a BoTorch without the fused kernel: nothing to switch off
+        assert inside is None and after is None
+    else:
+        assert inside is True and after is before

@@ -42,6 +42,7 @@ from optuna_nas.benchmarks._runner import (
     run_nb201,
     summarize,
 )
+from optuna_nas.benchmarks._suite import run_many, write_json, write_markdown
 
 __all__ = [
     "Curve",
@@ -68,8 +69,11 @@ __all__ = [
     "replay_top_k",
     "resolve_nb201_dir",
     "run_methods",
+    "run_many",
     "run_nb201",
     "score_replay",
     "summarize",
     "summarize_scores",
+    "write_json",
+    "write_markdown",
 ]

@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +27,6 @@ DEFAULT_BUDGET_SECONDS = 12_000.0
 DEFAULT_N_QUERIES = 100
 """Protocol B's number of queries."""
 
-_OPTUNA_SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-    "optuna-random": optuna.samplers.RandomSampler,
-    "optuna-gp": optuna.samplers.GPSampler,
-}
-
-
 _CANONICALIZING = frozenset({"random", "evolution", "reinforce", "gp"})
 """Our samplers that take a ``canonicalize`` argument: they get NB201's isomorphism classes
 (:func:`~optuna_nas.samplers.nb201_canonical`), so they never query a cell equivalent to
@@ -41,44 +34,16 @@ one already queried."""
 
 
 def available_samplers() -> list[str]:
-    """The sampler names :func:`run_nb201` accepts, sorted.
-
-    They are the names of :func:`optuna_nas.samplers.create` plus the Optuna baselines
-    ``optuna-random`` (:class:`~optuna.samplers.RandomSampler`) and ``optuna-gp``
-    (:class:`~optuna.samplers.GPSampler`); ``tpe`` is already Optuna's
-    :class:`~optuna.samplers.TPESampler` with its default settings.
-    """
-    return sorted({*samplers.available(), *_OPTUNA_SAMPLERS})
+    """The sampler names :func:`run_nb201` accepts: those of
+    :func:`optuna_nas.samplers.create`, ours and Optuna's."""
+    return samplers.available()
 
 
 def create_sampler(
     name: str, seed: int | None = None, *, space: SearchSpace | None = None, **kwargs: Any
 ) -> optuna.samplers.BaseSampler:
-    """Creates a sampler for the comparison: an ``optuna-*`` baseline or one of ours.
-
-    Args:
-        name: One of :func:`available_samplers`.
-        seed: Seed of the sampler.
-        space: The search space; ours receive it where they use it (see
-            :func:`optuna_nas.samplers.create`), Optuna's never do.
-        **kwargs: Passed to the sampler's constructor.
-
-    Raises:
-        ValueError: For an unknown name (the message lists the known ones) or bad arguments.
-    """
-    factory = _OPTUNA_SAMPLERS.get(name)
-    if factory is None:
-        if name not in samplers.available():
-            raise ValueError(
-                f"unknown sampler {name!r}; choose one of: {', '.join(available_samplers())}"
-            )
-        return samplers.create(name, seed=seed, space=space, **kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return factory(seed=seed, **kwargs)
-        except TypeError as err:
-            raise ValueError(f"invalid argument for sampler {name!r}: {err}") from None
+    """:func:`optuna_nas.samplers.create`, the one sampler registry."""
+    return samplers.create(name, seed=seed, space=space, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -95,8 +95,7 @@ def read_digits(root: Path, *, flat: bool = False) -> RawData:
         E. Alpaydin and C. Kaynak. Optical Recognition of Handwritten Digits. UCI Machine
         Learning Repository, 1998. https://doi.org/10.24432/C50P49
     """
-    from sklearn.datasets import load_digits
-
+    load_digits = _require("sklearn.datasets", "digits", "scikit-learn").load_digits
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).div_(16.0).unsqueeze(1)
     every = Split(images, torch.tensor(bunch.target, dtype=torch.int64))
@@ -182,9 +181,8 @@ class _TorchvisionImages:
     homepage: str
 
     def __call__(self, root: Path) -> RawData:
-        import torchvision.datasets
-
-        dataset_cls = getattr(torchvision.datasets, self.class_name)
+        datasets = _require("torchvision.datasets", "vision", "torchvision")
+        dataset_cls = getattr(datasets, self.class_name)
         directory, files, fetch = self._layout(dataset_cls, root)
         missing = [file for file in files if not (directory / file).is_file()]
         if missing:
@@ -265,3 +263,20 @@ SOURCES: dict[str, Source] = {
     ),
 }
 """Readers by registry name."""
+
+
+def _require(module: str, extra: str, package: str) -> Any:
+    """Imports ``module`` of an optional dependency, or says which extra installs it.
+
+    Raises:
+        ValueError: If the package is not installed.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValueError(
+            f"this dataset needs {package}, which is not installed; install it with "
+            f"pip install 'optuna-nas[{extra}]'"
+        ) from None

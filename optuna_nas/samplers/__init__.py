@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,17 +16,19 @@ from optuna_nas.samplers._evolution import RegularizedEvolutionSampler
 from optuna_nas.samplers._gp import ConditionalGPSampler
 from optuna_nas.samplers._random import DeduplicatingRandomSampler, nb201_canonical
 from optuna_nas.samplers._reinforce import REINFORCESampler
+from optuna_nas.spaces._registry import check_arguments
 
 if TYPE_CHECKING:
     from optuna_nas.spaces import SearchSpace
 
-_FACTORIES: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-    "evolution": RegularizedEvolutionSampler,
-    "gp": ConditionalGPSampler,
-    "random": DeduplicatingRandomSampler,
-    "reinforce": REINFORCESampler,
-    "tpe": optuna.samplers.TPESampler,
-}
+_FACTORIES: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {}
+
+
+def register(name: str, factory: Callable[..., optuna.samplers.BaseSampler]) -> None:
+    """Makes ``factory`` (a sampler class, or a function returning a sampler) creatable as
+    ``create(name, seed=..., **kwargs)``. It must take ``seed``; it receives ``space``
+    when its signature names it."""
+    _FACTORIES[name] = factory
 
 
 def available() -> list[str]:
@@ -43,20 +46,31 @@ def create(
     """Creates a sampler by name.
 
     Args:
-        name: ``evolution`` (:class:`RegularizedEvolutionSampler`), ``gp``
+        name: Ours: ``evolution`` (:class:`RegularizedEvolutionSampler`), ``gp``
             (:class:`ConditionalGPSampler`), ``random``
-            (:class:`DeduplicatingRandomSampler`), ``reinforce``
-            (:class:`REINFORCESampler`) or ``tpe`` (Optuna's
-            :class:`~optuna.samplers.TPESampler`, for comparison).
+            (:class:`DeduplicatingRandomSampler`) and ``reinforce``
+            (:class:`REINFORCESampler`). Optuna's, at their defaults, for comparison:
+            ``tpe`` (:class:`~optuna.samplers.TPESampler`), ``optuna-random``
+            (:class:`~optuna.samplers.RandomSampler`), ``optuna-gp``
+            (:class:`~optuna.samplers.GPSampler`) and ``optuna-cmaes``
+            (:class:`~optuna.samplers.CmaEsSampler`, numeric parameters only).
         seed: Seed of the sampler's random generator; the same seed gives the same sequence.
         space: The search space the objective uses. Samplers that can use it receive it:
             ``gp`` and ``random`` draw fresh architectures from it, and all four of ours
             use it to tell repeats by their active parameters (and for ``canonicalize``);
-            ``tpe`` ignores it.
+            Optuna's ignore it.
         **kwargs: Passed to the sampler's constructor.
 
     Raises:
-        ValueError: For an unknown name or invalid arguments.
+        ValueError: For an unknown name, or arguments the sampler does not take (the
+            message lists the ones it does).
+
+    Example:
+        .. code-block:: python
+
+            from optuna_nas import samplers, spaces
+
+            sampler = samplers.create("evolution", seed=0, space=spaces.create("nb201"))
     """
     try:
         factory = _FACTORIES[name]
@@ -66,13 +80,24 @@ def create(
         ) from None
     if space is not None and "space" in inspect.signature(factory).parameters:
         kwargs["space"] = space
-    try:
+    check_arguments(factory, {"seed": seed, **kwargs}, f"sampler {name!r}")
+    with warnings.catch_warnings():
+        # Optuna's GPSampler is experimental; asking for it by name is the choice.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return factory(seed=seed, **kwargs)
-    except TypeError as err:
-        raise ValueError(f"invalid argument for sampler {name!r}: {err}") from None
 
+
+register("evolution", RegularizedEvolutionSampler)
+register("gp", ConditionalGPSampler)
+register("random", DeduplicatingRandomSampler)
+register("reinforce", REINFORCESampler)
+register("tpe", optuna.samplers.TPESampler)
+register("optuna-random", optuna.samplers.RandomSampler)
+register("optuna-gp", optuna.samplers.GPSampler)
+register("optuna-cmaes", optuna.samplers.CmaEsSampler)
 
 __all__ = [
+    "register",
     "ConditionalGPSampler",
     "DeduplicatingRandomSampler",
     "REINFORCESampler",

@@ -7,12 +7,10 @@ assignment as the trial's plan.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
-import warnings
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +27,7 @@ from optuna_nas._compat import (
 )
 from optuna_nas.samplers import _gp_model
 from optuna_nas.samplers._genome import genome_key
+from optuna_nas.samplers._gp_context import DecisionCodes, model_context
 from optuna_nas.samplers._planned import PlannedSampler, planned_genome, trial_score
 from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
@@ -217,7 +216,7 @@ class ConditionalGPSampler(PlannedSampler):
         # their keys and their encoding per encoding columns.
         self._enumerated: list[dict[str, Any]] | None = None
         self._enumerated_keys: list[Hashable] = []
-        self._enumerated_codes = _DecisionCodes([])
+        self._enumerated_codes = DecisionCodes([])
         self._enumerated_X: dict[tuple[str, ...], torch.Tensor] = {}
         self._n_startup_trials = n_startup_trials
         self._constraints_func = constraints_func
@@ -288,7 +287,7 @@ class ConditionalGPSampler(PlannedSampler):
             return None
 
         seed = int(self._rng.randint(2**31 - 1))
-        with _model_context(seed):
+        with model_context(seed):
             return self._plan(study, trial, trials, observed, scores, seed)
 
     def _plan(
@@ -405,7 +404,7 @@ class ConditionalGPSampler(PlannedSampler):
                 genome_key(g) if self._canonicalize is None else self._canonicalize(g)
                 for g in enumerated
             ]
-            self._enumerated_codes = _DecisionCodes(enumerated)
+            self._enumerated_codes = DecisionCodes(enumerated)
         return self._enumerated
 
     def _best_enumerated(
@@ -496,63 +495,3 @@ class ConditionalGPSampler(PlannedSampler):
         front = candidates[_gp_model.pareto_front(Y[candidates]).numpy()]
         size = min(self._n_incumbents, len(front))
         return [int(i) for i in self._rng.choice(front, size=size, replace=False)]
-
-
-class _DecisionCodes:
-    """The enumerated architectures as a matrix of value codes, one column per parameter,
-    for counting in how many parameters each differs from a given assignment."""
-
-    def __init__(self, genomes: Sequence[Mapping[str, Any]]) -> None:
-        self.names = sorted({name for g in genomes for name in g})
-        self.values: list[dict[Any, int]] = [{} for _ in self.names]
-        self.codes = np.full((len(genomes), len(self.names)), -1, dtype=np.int64)
-        for row, genome in enumerate(genomes):
-            for col, name in enumerate(self.names):
-                if name in genome:
-                    table = self.values[col]
-                    self.codes[row, col] = table.setdefault(genome[name], len(table))
-
-    def encode(self, params: Mapping[str, Any]) -> np.ndarray:
-        """``params``'s codes: -1 where a parameter is absent, -2 for an unseen value."""
-        return np.array(
-            [
-                self.values[col].get(params[name], -2) if name in params else -1
-                for col, name in enumerate(self.names)
-            ],
-            dtype=np.int64,
-        )
-
-    def within(self, centers: Sequence[Mapping[str, Any]], radius: int) -> np.ndarray:
-        """Per architecture, whether it differs from some center in at most ``radius``
-        parameters; parameters that are not the enumerated space's are ignored."""
-        near = np.zeros(len(self.codes), dtype=bool)
-        for center in centers:
-            near |= (self.codes != self.encode(center)).sum(axis=1) <= radius
-        return near
-
-
-@contextlib.contextmanager
-def _model_context(seed: int) -> Iterator[None]:
-    """Seeds PyTorch without touching the caller's random state, on one CPU thread.
-
-    One thread avoids the oversubscription between PyTorch's and SciPy's thread pools
-    that Optuna's ``GPSampler`` also guards against; the matrices here are small. The
-    default device is pinned to the CPU in case the user set another one. Cholesky
-    jitter is the expected remedy for near-identical architectures, so its warning is
-    silenced.
-    """
-    from linear_operator.utils.warnings import NumericalWarning
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with (
-            torch.random.fork_rng(devices=[]),
-            torch.device("cpu"),
-            warnings.catch_warnings(),
-        ):
-            warnings.simplefilter("ignore", NumericalWarning)
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(threads)

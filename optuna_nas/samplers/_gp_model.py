@@ -13,6 +13,9 @@ of candidate assignments for the best one:
 * :func:`search_candidates` climbs the acquisition over mutations of the incumbents and
   random assignments, never returning an excluded (already evaluated) one.
 
+It is longer than the package's 500-line rule for a module: encoding, fitting,
+acquisition and candidate search are one model and are kept in one place.
+
 All tensors are double precision on the CPU. ``n`` is a number of observed assignments,
 ``d`` the encoding dimension, ``m`` a number of outcomes and ``b`` a number of candidates.
 """

@@ -10,26 +10,20 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from optuna_nas.spaces._base import ARCH_ATTR, SPACE_ATTR, Architecture, Chooser, SearchSpace
+from optuna_nas.spaces._base import (
+    ARCH_ATTR,
+    SPACE_ATTR,
+    Architecture,
+    Chooser,
+    SearchSpace,
+)
 from optuna_nas.spaces._cell import CellSpace, DARTSGenotype, DARTSSpace, NB201Space
 from optuna_nas.spaces._chain import ChainSpace
-from optuna_nas.spaces._draw import draw_architecture
 from optuna_nas.spaces._hierarchical import HierarchicalSpace
 from optuna_nas.spaces._layers import LayerSpec
 from optuna_nas.spaces._multibranch import MultiBranchSpace
-
-_REGISTRY: dict[str, type[SearchSpace]] = {}
-
-
-def register(cls: type[SearchSpace]) -> type[SearchSpace]:
-    """Adds a space class to the registry under ``cls.name`` (usable as a decorator)."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def available() -> list[str]:
-    """The names :func:`create` accepts, sorted."""
-    return sorted(_REGISTRY)
+from optuna_nas.spaces._registry import available, create, register
+from optuna_nas.spaces._svg import Drawing, draw_architecture
 
 
 def parse_space_args(items: Iterable[str]) -> dict[str, Any]:
@@ -53,35 +47,6 @@ def parse_space_args(items: Iterable[str]) -> dict[str, Any]:
     return kwargs
 
 
-def create(name: str, **kwargs: Any) -> SearchSpace:
-    """Creates a search space by registry name.
-
-    Args:
-        name: One of ``chain``, ``darts``, ``hierarchical``, ``multibranch`` and ``nb201``.
-        **kwargs: The space's own arguments (see each class).
-
-    Raises:
-        ValueError: For an unknown name or invalid arguments; the message says what to fix.
-
-    Example:
-        .. code-block:: python
-
-            from optuna_nas import spaces
-
-            space = spaces.create("nb201", channels=8, cells_per_stage=1)
-    """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown space {name!r}; choose one of: {', '.join(available())}"
-        ) from None
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ValueError(f"invalid argument for space {name!r}: {err}") from None
-
-
 register(ChainSpace)
 register(DARTSSpace)
 register(NB201Space)
@@ -89,6 +54,7 @@ register(HierarchicalSpace)
 register(MultiBranchSpace)
 
 __all__ = [
+    "Drawing",
     "ARCH_ATTR",
     "SPACE_ATTR",
     "Architecture",

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from optuna_nas import _keys
+from optuna_nas.spaces._registry import create
+from optuna_nas.spaces._svg import Drawing, box_panel, draw_architecture
 
 if TYPE_CHECKING:
     import numpy as np
     import optuna
     import torch.nn
 
-SPACE_ATTR = _keys.TRIAL_SPACE
-"""User-attribute key under which a trial stores the spec of the space that built it."""
-ARCH_ATTR = _keys.ARCHITECTURE
-"""User-attribute key under which a trial stores its architecture as JSON."""
+# The trial user attributes holding the space's spec and the architecture's JSON.
+SPACE_ATTR, ARCH_ATTR = _keys.TRIAL_SPACE, _keys.ARCHITECTURE
 
 ParamValue = Any  # str | int | float | bool | None, as Optuna stores them
 
@@ -229,8 +229,6 @@ class Architecture:
 
     def get_space(self) -> SearchSpace:
         """Recreates the space this architecture belongs to."""
-        from optuna_nas.spaces import create
-
         return create(self.space, **self.space_config)
 
     @property
@@ -298,8 +296,6 @@ class Architecture:
     def to_svg(self) -> str:
         """A drawing of the architecture as an SVG document (see
         :func:`optuna_nas.spaces.draw_architecture`)."""
-        from optuna_nas.spaces._draw import draw_architecture
-
         return draw_architecture(self)
 
     @classmethod
@@ -316,8 +312,6 @@ class Architecture:
                 f"architecture dict lacks {sorted(missing)}; expected the keys 'space', "
                 "'config' and 'params' as written by Architecture.to_dict()"
             )
-        from optuna_nas.spaces import create
-
         space = create(str(data["space"]), **dict(data.get("config") or {}))
         return space.from_params(dict(data["params"]))
 
@@ -348,8 +342,6 @@ class Architecture:
                     f"trial {trial.number} has no {SPACE_ATTR!r} user attribute, so its space "
                     "is unknown; pass space=... (the space its objective used)"
                 )
-            from optuna_nas.spaces import create
-
             space = create(spec["space"], **spec.get("config", {}))
         return space.from_params(trial.params)
 
@@ -477,6 +469,13 @@ class SearchSpace(abc.ABC):
     def describe(self, genotype: Any) -> str:
         """A one-line human-readable form of a genotype."""
         return repr(genotype)
+
+    def drawing(self, genotype: Any) -> Drawing:
+        """What :func:`~optuna_nas.spaces.draw_architecture` draws for a decoded genotype.
+
+        Each space draws itself; this default is one box holding :meth:`describe`.
+        """
+        return Drawing(self.name, [box_panel(self.describe(genotype))])
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())

@@ -24,6 +24,7 @@ from optuna_nas.nn._cells import (
 )
 from optuna_nas.nn._ops import spatial_dim
 from optuna_nas.spaces._base import Architecture, Chooser, SearchSpace, scale_width
+from optuna_nas.spaces._svg import Drawing, darts_panels, nb201_panel
 
 _NB201_FORMAT = (
     "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|' (node 1 from node 0; node 2 from 0 and 1; node 3 "
@@ -141,6 +142,14 @@ class NB201Space(CellSpace):
 
     def describe(self, genotype: tuple[str, ...]) -> str:
         return self.to_nb201_string(genotype)
+
+    def drawing(self, genotype: tuple[str, ...]) -> Drawing:
+        """The cell as a graph of four nodes whose edges carry their operations."""
+        settings = (
+            f"3 stages of {self.cells_per_stage} cells, {self.channels}/"
+            f"{2 * self.channels}/{4 * self.channels} channels"
+        )
+        return Drawing("nb201 cell", [nb201_panel(genotype)], settings)
 
     def to_nb201_string(self, genotype_or_arch: Sequence[str] | Architecture) -> str:
         """The NAS-Bench-201 arch string of a cell.
@@ -331,6 +340,11 @@ class DARTSSpace(CellSpace):
             scale_width(self.channels, width_multiplier),
             self.layers,
         )
+
+    def drawing(self, genotype: DARTSGenotype) -> Drawing:
+        """The normal and the reduction cell, each with its inputs, nodes and output."""
+        settings = f"{self.layers} cells, {self.channels} channels in the first"
+        return Drawing("darts cells", darts_panels(genotype), settings)
 
     def describe(self, genotype: DARTSGenotype) -> str:
         def cell(nodes: tuple[DARTSNode, ...]) -> str:

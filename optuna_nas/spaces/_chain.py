@@ -18,6 +18,7 @@ from optuna_nas.spaces._layers import (
     input_adapter,
     walk_layer,
 )
+from optuna_nas.spaces._svg import Drawing, chain_panel
 
 
 class ChainSpace(SearchSpace):
@@ -138,3 +139,8 @@ class ChainSpace(SearchSpace):
 
     def describe(self, genotype: Any) -> str:
         return " > ".join(spec.describe() for spec in genotype)
+
+    def drawing(self, genotype: Any) -> Drawing:
+        """A stack of layer boxes from the input to the classifier."""
+        head = "linear" if self.choices.flat else "global average pool + linear"
+        return Drawing(f"chain: {len(genotype)} layers", [chain_panel(genotype, head)])

@@ -9,6 +9,7 @@ from torch import nn
 
 from optuna_nas.nn._hierarchical import PRIMITIVES, HierarchicalNet
 from optuna_nas.spaces._base import Chooser, SearchSpace, scale_width
+from optuna_nas.spaces._svg import Drawing, hierarchical_panels
 
 _Rows = tuple[tuple[str, ...], ...]
 
@@ -147,6 +148,11 @@ class HierarchicalSpace(SearchSpace):
         return HierarchicalNet(
             input_shape, num_classes, genotype.cell, motifs, channels, self.cells
         )
+
+    def drawing(self, genotype: Any) -> Drawing:
+        """The cell, whose edges name motifs, above every motif it uses."""
+        settings = f"{self.cells} cells, {self.channels} channels in the first"
+        return Drawing("hierarchical cell and motifs", hierarchical_panels(genotype), settings)
 
     def describe(self, genotype: Any) -> str:
         parts = [f"cell={_describe_dag(genotype.cell)}"]

@@ -18,6 +18,7 @@ from optuna_nas.spaces._layers import (
     input_adapter,
     walk_layer,
 )
+from optuna_nas.spaces._svg import Drawing, multibranch_panel
 
 
 class BranchLayer(NamedTuple):
@@ -171,6 +172,12 @@ class MultiBranchSpace(SearchSpace):
             merges.append(merge)
         head = Classifier(widths[len(genotype) - 1], num_classes)
         return MultiBranchNet(adapter, layers, [g.inputs for g in genotype], merges, head)
+
+    def drawing(self, genotype: Any) -> Drawing:
+        """The layer stack with an arc for every skip connection and the merge written in
+        the box of the layer that reads several inputs."""
+        head = "linear" if self.choices.flat else "global average pool + linear"
+        return Drawing(f"multibranch: {len(genotype)} layers", [multibranch_panel(genotype, head)])
 
     def describe(self, genotype: Any) -> str:
         parts = []

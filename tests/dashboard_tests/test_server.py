@@ -26,6 +26,9 @@ from optuna_nas.cli import main
 from optuna_nas.dashboard import PLOT_IDS
 from optuna_nas.spaces import ARCH_ATTR, Architecture
 
+if os.environ.get("OPTUNA_NAS_REQUIRE_DASHBOARD") == "1":
+    import optuna_dashboard  # noqa: F401  (CI: a missing extra fails instead of skipping)
+    import plotly  # noqa: F401
 pytest.importorskip("optuna_dashboard")
 pytest.importorskip("plotly")
 

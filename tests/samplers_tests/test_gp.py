@@ -481,9 +481,9 @@ def test_canonicalizer_keeps_equivalent_cells_out(cap: int) -> None:
 
 
 def test_decision_codes_count_changed_parameters() -> None:
-    from optuna_nas.samplers._gp import _DecisionCodes
+    from optuna_nas.samplers._gp_context import DecisionCodes
 
-    codes = _DecisionCodes(
+    codes = DecisionCodes(
         [
             {"n": 1, "a": "x"},
             {"n": 2, "a": "x", "b": "y"},

@@ -86,7 +86,7 @@ class _FixedWidthSpace(SearchSpace):
 
 def test_a_space_without_width_support_names_the_fix(monkeypatch) -> None:
     # Registered for this test only, so other tests see the built-in spaces alone.
-    monkeypatch.setitem(spaces._REGISTRY, _FixedWidthSpace.name, _FixedWidthSpace)
+    monkeypatch.setitem(spaces._registry._REGISTRY, _FixedWidthSpace.name, _FixedWidthSpace)
     arch = _FixedWidthSpace().from_params({"units": 4})
     assert count_params(arch.build((4,), 2)) == 10
     with pytest.raises(ValueError, match=r"cannot scale its width.*width_multiplier keyword"):

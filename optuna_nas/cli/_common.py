@@ -1,0 +1,123 @@
+"""What every subcommand shares: the error type, storage options, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from optuna_nas import _keys
+
+DEFAULT_STORAGE = "sqlite:///optuna_nas.db"
+
+
+class CLIError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def add_storage_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage", default=DEFAULT_STORAGE, help=f"storage URL (default: {DEFAULT_STORAGE})"
+    )
+    parser.add_argument(
+        "--study-name", default=None, help="study name (search default: SPACE-DATASET)"
+    )
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def resolve_artifact_dir(
+    args: argparse.Namespace, storage: Any, study_name: str | None
+) -> Path | None:
+    """``--artifact-dir``, else the folder the study recorded, else ``None``.
+
+    Raises:
+        CLIError: If ``--artifact-dir`` names another folder than the study recorded.
+    """
+    from optuna_nas.dashboard import find_artifact_dir
+
+    try:
+        stored = find_artifact_dir(storage, study_name)
+    except ValueError:  # a new study (unknown name) or several folders: nothing recorded
+        stored = None
+    if args.artifact_dir is None:
+        return stored
+    given = Path(args.artifact_dir).expanduser().resolve()
+    if stored is not None and stored != given:
+        raise CLIError(
+            f"study {study_name!r} keeps its artifacts in {str(stored)!r}, not {str(given)!r}; "
+            f"pass --artifact-dir {stored} or leave it out"
+        )
+    return given
+
+
+def save_dashboard_plots(study: Any) -> None:
+    """Saves the dashboard's custom plots, or says why it cannot."""
+    from optuna_nas.dashboard import save_plots
+
+    try:
+        save_plots(study)
+    except ImportError as err:
+        print(f"Skipped the dashboard plots: {err}", file=sys.stderr)
+
+
+def print_best(study: Any, best: Any) -> None:
+    from optuna_nas.spaces import Architecture
+
+    arch = Architecture.from_trial(best)
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+    test = _keys.read(best.user_attrs, _keys.TEST_ACCURACY)
+    print(f"Trials: {len(states)} ({counts})")
+    print(
+        f"Best trial #{best.number}: valid accuracy {best.value:.4f}"
+        + (f", test accuracy {test:.4f}" if test is not None else "")
+        + f", {_keys.read(best.user_attrs, _keys.N_PARAMS, '?')} params"
+    )
+    print(f"Best architecture: {arch}")
+
+
+def load_study(args: argparse.Namespace) -> Any:
+    import optuna
+
+    from optuna_nas._storage import StorageError, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = open_storage(args.storage)
+    except StorageError as err:
+        raise CLIError(str(err)) from None
+    names = [s.study_name for s in storage.get_all_studies()]
+    name = args.study_name
+    if name is None:
+        if len(names) != 1:
+            raise CLIError(
+                f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}); "
+                "choose one with --study-name"
+            )
+        name = names[0]
+    if name not in names:
+        raise CLIError(
+            f"no study named {name!r} in the storage; it holds: {', '.join(names) or 'none'}"
+        )
+    return optuna.load_study(study_name=name, storage=storage)
