@@ -248,9 +248,9 @@ class ConditionalGPSampler(PlannedSampler):
         # Lower bound of the objective models' noise variance, in standardized units (see
         # fit_gp). Without it the GP interpolates NAS-Bench-201's deterministic scores and
         # rules out good neighbours of the incumbent; tuned on CIFAR-10 protocol A (seeds
-        # 100-199, session 5, without the trust region: 1e-2 86, 3e-2 94, 0.1 95 of 100
-        # runs on the optimum, BoTorch's 1e-4 90). With the trust region and BoTorch's
-        # floor, 93 of 100; with both, 100.
+        # 100-199, without the trust region: 1e-2 86, 3e-2 94, 0.1 95 of 100 runs on the
+        # optimum, BoTorch's 1e-4 90). With the trust region and BoTorch's floor, 93 of
+        # 100; with both, 100 (benchmarks/results/nb201_gp_trust_region_tuning.md).
         self._min_noise: float | None = 0.1
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
