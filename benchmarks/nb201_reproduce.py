@@ -26,7 +26,7 @@ def main(paths: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     failed = False
-    for new_path, stored_path in zip(paths[::2], paths[1::2]):
+    for new_path, stored_path in zip(paths[::2], paths[1::2], strict=True):
         new, stored = _runs(new_path), _runs(stored_path)
         shared = sorted(set(new) & set(stored))
         different = [
