@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections.abc import Callable, Container, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,6 @@ def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
     return study._storage
 
 
-def trial_storage(trial: optuna.Trial) -> optuna.storages.BaseStorage:
-    """The storage of a running trial."""
-    return trial.storage
-
-
 def fresh_trial(trial: optuna.Trial) -> FrozenTrial:
     """The running trial as the storage holds it now, with attributes a sampler set after
     the ``Trial`` object cached them."""
@@ -65,11 +61,6 @@ def study_trials(
 def enqueued_params(trial: FrozenTrial) -> dict[str, Any]:
     """The parameters ``study.enqueue_trial`` fixed for ``trial``; empty if none."""
     return dict(trial.system_attrs.get(ENQUEUED_PARAMS_KEY) or {})
-
-
-def is_enqueued(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` was created by ``study.enqueue_trial``."""
-    return bool(trial.system_attrs.get(ENQUEUED_PARAMS_KEY))
 
 
 def process_constraints_after_trial(
@@ -153,10 +144,19 @@ def storage_url(storage: optuna.storages.BaseStorage) -> str | None:
     return url if isinstance(url, str) else None
 
 
+@contextlib.contextmanager
+def _quiet_experimental() -> Iterator[None]:
+    """Silences Optuna's ``ExperimentalWarning`` for a call the adapter makes on purpose."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
 def _stale_retry_class() -> Any:
     """Optuna's callback that retries a trial whose heartbeat went stale (public since
-    Optuna 4.9, hence the lower bound; its static methods are experimental, so the
-    functions below silence that warning)."""
+    Optuna 4.9, hence the lower bound; its static methods are experimental)."""
     import optuna
 
     return optuna.storages.RetryHeartbeatStaleTrialCallback
@@ -164,33 +164,18 @@ def _stale_retry_class() -> Any:
 
 def stale_trial_retry_callback(max_retry: int) -> Any:
     """The callback an RDB storage calls for a stale trial, retrying it ``max_retry`` times."""
-    import warnings
-
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _quiet_experimental():
         return _stale_retry_class()(max_retry=max_retry)
 
 
 def retried_trial_number(trial: FrozenTrial) -> int | None:
     """The number of the stale trial that ``trial`` retries, or ``None``."""
-    import warnings
-
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _quiet_experimental():
         number = _stale_retry_class().retried_trial_number(trial)
     return None if number is None else int(number)
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:
     """The numbers of the stale trials that ``trial``'s retry chain repeats."""
-    import warnings
-
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _quiet_experimental():
         return [int(n) for n in _stale_retry_class().retry_history(trial)]

@@ -54,9 +54,7 @@ def test_enqueued_params_are_read_from_the_enqueue_attribute() -> None:
     plain = study.ask()
     frozen = {t.number: t for t in study.get_trials(deepcopy=False)}
     assert _compat.enqueued_params(frozen[enqueued.number]) == {"x": 0.25}
-    assert _compat.is_enqueued(frozen[enqueued.number])
     assert _compat.enqueued_params(frozen[plain.number]) == {}
-    assert not _compat.is_enqueued(frozen[plain.number])
 
 
 def test_constraints_are_stored_as_optuna_samplers_store_them() -> None:

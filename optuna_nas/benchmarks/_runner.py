@@ -19,7 +19,6 @@ import optuna
 
 from optuna_nas import _keys, samplers
 from optuna_nas.benchmarks._nb201 import NASBench201
-from optuna_nas.spaces import SearchSpace
 
 DEFAULT_BUDGET_SECONDS = 12_000.0
 """Protocol A's simulated time budget: the NB201 paper's 12,000 s."""
@@ -31,19 +30,6 @@ _CANONICALIZING = frozenset({"random", "evolution", "reinforce", "gp"})
 """Our samplers that take a ``canonicalize`` argument: they get NB201's isomorphism classes
 (:func:`~optuna_nas.samplers.nb201_canonical`), so they never query a cell equivalent to
 one already queried."""
-
-
-def available_samplers() -> list[str]:
-    """The sampler names :func:`run_nb201` accepts: those of
-    :func:`optuna_nas.samplers.create`, ours and Optuna's."""
-    return samplers.available()
-
-
-def create_sampler(
-    name: str, seed: int | None = None, *, space: SearchSpace | None = None, **kwargs: Any
-) -> optuna.samplers.BaseSampler:
-    """:func:`optuna_nas.samplers.create`, the one sampler registry."""
-    return samplers.create(name, seed=seed, space=space, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -109,7 +95,7 @@ def run_nb201(
     already queried (6,466 classes among the 15,625 cells).
 
     Args:
-        sampler_name: One of :func:`available_samplers`.
+        sampler_name: A name :func:`optuna_nas.samplers.create` accepts.
         seed: The sampler's seed.
         protocol: ``"A"`` (12-epoch reward, time budget) or ``"B"`` (200-epoch reward,
             query budget); see :class:`NASBench201`.
@@ -145,7 +131,7 @@ def run_nb201(
     kwargs = dict(sampler_kwargs or {})
     if sampler_name in _CANONICALIZING:
         kwargs.setdefault("canonicalize", samplers.nb201_canonical)
-    sampler = create_sampler(sampler_name, seed=seed, space=bench.space, **kwargs)
+    sampler = samplers.create(sampler_name, seed=seed, space=bench.space, **kwargs)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

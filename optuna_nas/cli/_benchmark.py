@@ -58,13 +58,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optuna_nas import benchmarks
+    from optuna_nas import benchmarks, samplers
 
     if args.name != "nb201":
         raise CLIError(f"unknown benchmark {args.name!r}; choose one of: nb201")
     names = list(dict.fromkeys(n.strip() for n in args.samplers.split(",") if n.strip()))
-    known = ", ".join(benchmarks.available_samplers())
-    unknown = [n for n in names if n not in benchmarks.available_samplers()]
+    known = ", ".join(samplers.available())
+    unknown = [n for n in names if n not in samplers.available()]
     if unknown:
         raise CLIError(f"unknown sampler {', '.join(unknown)}; choose from: {known}")
     if not names:

@@ -143,9 +143,12 @@ def _log_pool_to_stderr() -> None:
     """Shows the supervisor's log (workers started, exited, restarted) on stderr."""
     import logging
 
+    logger = logging.getLogger("optuna_nas.workers._pool")
+    # One handler, on the current stderr, however often the CLI runs in this process.
+    for earlier in logger.handlers[:]:
+        logger.removeHandler(earlier)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("optuna-nas worker: %(message)s"))
-    logger = logging.getLogger("optuna_nas.workers._pool")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -11,7 +11,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas import _keys
-from optuna_nas._compat import study_storage, trial_id
+from optuna_nas._compat import fresh_trial, study_storage, trial_id
 
 INTERMEDIATE_ATTR_PREFIX = _keys.CURVE_PREFIX
 """Trial user attributes ``intermediate_values:<objective>`` hold the reported curves."""
@@ -123,7 +123,7 @@ class ObjectivePruner(BasePruner):
     def should_prune(self, trial: optuna.trial.Trial) -> bool:
         """Whether the wrapped pruner would stop ``trial`` now, judged on this objective."""
         study = trial.study
-        return self.prune(study, study_storage(study).get_trial(trial_id(trial)))
+        return self.prune(study, fresh_trial(trial))
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         """Asks the wrapped pruner with a single-objective view of ``study`` and ``trial``."""

@@ -8,12 +8,11 @@ from typing import Any
 import optuna
 import pytest
 
+from optuna_nas import samplers
 from optuna_nas.benchmarks import (
     NB201_DIR_ENV,
     NASBench201,
     RunResult,
-    available_samplers,
-    create_sampler,
     format_table,
     run_nb201,
     summarize,
@@ -187,13 +186,13 @@ def test_protocol_b_stops_after_n_queries(nb201_dir: Path) -> None:
 
 
 def test_sampler_names() -> None:
-    names = available_samplers()
+    names = samplers.available()
     assert {"optuna-random", "optuna-gp", "tpe", "random"} <= set(names)
-    assert isinstance(create_sampler("optuna-random", seed=0), optuna.samplers.RandomSampler)
-    assert isinstance(create_sampler("optuna-gp", seed=0), optuna.samplers.GPSampler)
-    assert isinstance(create_sampler("tpe", seed=0), optuna.samplers.TPESampler)
+    assert isinstance(samplers.create("optuna-random", seed=0), optuna.samplers.RandomSampler)
+    assert isinstance(samplers.create("optuna-gp", seed=0), optuna.samplers.GPSampler)
+    assert isinstance(samplers.create("tpe", seed=0), optuna.samplers.TPESampler)
     with pytest.raises(ValueError, match=r"choose one of: .*optuna-random"):
-        create_sampler("nope")
+        samplers.create("nope")
 
 
 def test_summary_and_table() -> None:
