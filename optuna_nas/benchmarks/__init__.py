@@ -8,6 +8,7 @@ measure what it saves and what it loses (``benchmarks/pruner_replay.py``).
 
 from __future__ import annotations
 
+from optuna_nas.benchmarks._nats import convert_nats_tss
 from optuna_nas.benchmarks._nb201 import (
     DATASETS,
     NB201_DIR_ENV,
@@ -57,6 +58,7 @@ __all__ = [
     "RunResult",
     "SamplerSummary",
     "UNCHANGED_TOLERANCE",
+    "convert_nats_tss",
     "format_table",
     "random_orders",
     "rank_correlation_before",

@@ -49,6 +49,12 @@ _REQUIRED_COLUMNS = (
     "train_time_12ep_s_approx",
 )
 
+_BUILD_HINT = (
+    "; to build the tables from the NATS-Bench release (NATS-tss-v1_0-3ffb9-simple), run "
+    "`python -m optuna_nas.benchmarks.convert_nats <release folder> <out folder>` "
+    "(needs `pip install nats_bench`)"
+)
+
 Row = dict[str, Any]
 """One table row: column name to value (``str`` arch, ``int`` ids, ``float`` or ``None``)."""
 
@@ -67,7 +73,7 @@ def resolve_nb201_dir(root: str | os.PathLike[str] | None = None) -> Path:
         if not env:
             raise FileNotFoundError(
                 "no NAS-Bench-201 tables given; pass root=... (the CLI's --nb201-dir) or set "
-                f"{NB201_DIR_ENV} to the folder holding nb201_cifar10.csv"
+                f"{NB201_DIR_ENV} to the folder holding nb201_cifar10.csv" + _BUILD_HINT
             )
         root = env
     path = Path(root).expanduser()
@@ -75,6 +81,7 @@ def resolve_nb201_dir(root: str | os.PathLike[str] | None = None) -> Path:
         raise FileNotFoundError(
             f"NAS-Bench-201 folder {str(path)!r} does not exist; pass root=... (the CLI's "
             f"--nb201-dir) or set {NB201_DIR_ENV} to the folder holding nb201_cifar10.csv"
+            + _BUILD_HINT
         )
     return path
 
@@ -197,6 +204,7 @@ class NASBench201:
             raise FileNotFoundError(
                 f"NAS-Bench-201 table {str(path)!r} not found; pass root=... (the CLI's "
                 f"--nb201-dir) or set {NB201_DIR_ENV} to the folder holding nb201_{dataset}.csv"
+                + _BUILD_HINT
             )
         self.dataset = dataset
         self.protocol = protocol
