@@ -8,8 +8,7 @@ only reads the population from the study's trials and writes the child's plan an
 from __future__ import annotations
 
 import operator
-import threading
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -19,15 +18,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas import _keys
 from optuna_nas._compat import enqueued_params, study_storage, study_trials, trial_id
+from optuna_nas.samplers._architecture import ArchitectureSampler, Canonicalizer
 from optuna_nas.samplers._genome import mutate
 from optuna_nas.samplers._planned import (
-    HELD_STATES,
-    PENDING_STATES,
-    PlannedSampler,
-    planned_genome,
     trial_score,
 )
-from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
 PARENT_ATTR = _keys.PARENT
@@ -39,8 +34,10 @@ T = TypeVar("T")
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _COMPLETED_AT = operator.attrgetter("datetime_complete")  # set for every finished trial
-# Tournaments redrawn when a child equals the plan of a trial still running elsewhere.
+# Tournaments redrawn when a child repeats a trial (finished, or running elsewhere); after
+# each round of retries, children change one more decision.
 _DUPLICATE_RETRIES = 10
+_DUPLICATE_ROUNDS = 3
 
 
 def recent_population(
@@ -96,7 +93,7 @@ def _check_positive(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-class RegularizedEvolutionSampler(PlannedSampler):
+class RegularizedEvolutionSampler(ArchitectureSampler):
     """Regularized evolution (aging evolution), for single-objective studies.
 
     The population is the ``population_size`` trials that finished most recently, so the
@@ -200,7 +197,6 @@ class RegularizedEvolutionSampler(PlannedSampler):
         canonicalize: Canonicalizer | None = None,
         seed: int | None = None,
     ) -> None:
-        check_canonicalizer(space, canonicalize)
         for name, value in (("population_size", population_size), ("n_mutations", n_mutations)):
             _check_positive(name, value)
         if sample_size is None:
@@ -212,19 +208,11 @@ class RegularizedEvolutionSampler(PlannedSampler):
                 "a tournament draws from the population, so pass sample_size <= "
                 "population_size"
             )
-        super().__init__(seed=seed)
+        super().__init__(seed, space=space, canonicalize=canonicalize)
         self._population_size = population_size
         self._sample_size = sample_size
         self._n_mutations = n_mutations
         self._skip_evaluated = skip_evaluated
-        self._space = space
-        self._canonicalize = canonicalize
-        self._lock = threading.Lock()
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        # One plan at a time, so threads of one process see each other's children.
-        with self._lock:
-            super().before_trial(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -256,29 +244,16 @@ class RegularizedEvolutionSampler(PlannedSampler):
             return None
         scores = [score for _, score in population]
 
-        taken = self._running_keys(trials, trial)
-        if self._skip_evaluated:
-            taken |= {self._key(t.params) for t in trials if t.state in HELD_STATES and t.params}
-        for _ in range(_DUPLICATE_RETRIES):
+        taken = self._taken(study, trial, finished=self._skip_evaluated)
+        seen = {name: dist for t in finished for name, dist in t.distributions.items()}
+        for attempt in range(_DUPLICATE_RETRIES * _DUPLICATE_ROUNDS):
             parent = population[tournament_select(scores, self._sample_size, self._rng)][0]
-            child = mutate(parent.params, parent.distributions, self._rng, self._n_mutations)
-            if self._key(child) not in taken:
+            # One more changed decision for each round of retries that found only repeats.
+            n_mutations = self._n_mutations + attempt // _DUPLICATE_RETRIES
+            child = mutate(parent.params, parent.distributions, self._rng, n_mutations)
+            child = self._complete(child, seen)
+            if child not in taken:
                 break
         study_storage(study).set_trial_system_attr(trial_id(trial), PARENT_ATTR, parent.number)
         study_storage(study).set_trial_user_attr(trial_id(trial), PARENT_USER_ATTR, parent.number)
         return child
-
-    def _running_keys(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> set[Hashable]:
-        """Keys of what the other unfinished trials will evaluate (see
-        :func:`~optuna_nas.samplers._planned.planned_genome`)."""
-        keys: set[Hashable] = set()
-        for other in trials:
-            if other.state not in PENDING_STATES or other.number == trial.number:
-                continue
-            genome = planned_genome(other, self.plan_attr)
-            if genome:
-                keys.add(self._key(genome))
-        return keys
-
-    def _key(self, genome: Mapping[str, Any]) -> Hashable:
-        return architecture_key(genome, self._space, self._canonicalize)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +25,10 @@ from optuna_nas._compat import (
     trial_id,
 )
 from optuna_nas.samplers import _gp_model
+from optuna_nas.samplers._architecture import ArchitectureSampler, Canonicalizer
 from optuna_nas.samplers._genome import genome_key
 from optuna_nas.samplers._gp_context import DecisionCodes, model_context
-from optuna_nas.samplers._planned import PlannedSampler, planned_genome, trial_score
-from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
+from optuna_nas.samplers._planned import planned_genome, trial_score
 from optuna_nas.spaces._base import SearchSpace
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ _SCORED = (TrialState.COMPLETE, TrialState.PRUNED)
 _MAX_PENDING = 16
 
 
-class ConditionalGPSampler(PlannedSampler):
+class ConditionalGPSampler(ArchitectureSampler):
     """Bayesian optimisation with Gaussian processes over the union of all parameters.
 
     Optuna's :class:`~optuna.samplers.GPSampler` and BoTorch sampler model only the
@@ -188,7 +187,6 @@ class ConditionalGPSampler(PlannedSampler):
             raise ValueError(
                 f"n_startup_trials must be a non-negative integer, got {n_startup_trials!r}"
             )
-        check_canonicalizer(space, canonicalize)
         if (
             not isinstance(max_exhaustive_candidates, int)
             or isinstance(max_exhaustive_candidates, bool)
@@ -207,8 +205,7 @@ class ConditionalGPSampler(PlannedSampler):
                 "trust_region_radius must be a positive integer (changed parameters) or "
                 f"None for the whole space, got {trust_region_radius!r}"
             )
-        super().__init__(seed=seed)
-        self._canonicalize = canonicalize
+        super().__init__(seed, space=space, canonicalize=canonicalize)
         self._trust_region_radius = trust_region_radius
         self._max_exhaustive = max_exhaustive_candidates
         # The space's architectures, enumerated once when there are at most
@@ -220,8 +217,6 @@ class ConditionalGPSampler(PlannedSampler):
         self._enumerated_X: dict[tuple[str, ...], torch.Tensor] = {}
         self._n_startup_trials = n_startup_trials
         self._constraints_func = constraints_func
-        self._space = space
-        self._lock = threading.Lock()
         # Per study and outcome, the hyperparameters last optimized and on how many
         # observations.
         # Only a starting point: any worker can fit from scratch.
@@ -252,11 +247,6 @@ class ConditionalGPSampler(PlannedSampler):
         # optimum, BoTorch's 1e-4 90). With the trust region and BoTorch's floor, 93 of
         # 100; with both, 100 (benchmarks/results/nb201_gp_trust_region_tuning.md).
         self._min_noise: float | None = 0.1
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        # One plan at a time, so threads of one process see each other's plans.
-        with self._lock:
-            super().before_trial(study, trial)
 
     def after_trial(
         self,
@@ -384,9 +374,6 @@ class ConditionalGPSampler(PlannedSampler):
             n_rounds=self._n_rounds,
             key=None if self._canonicalize is None else self._canonicalize,
         )
-
-    def _key(self, genome: Mapping[str, Any]) -> Hashable:
-        return architecture_key(genome, self._space, self._canonicalize)
 
     def _enumerate(self) -> list[dict[str, Any]]:
         """Every architecture of ``space`` when it has at most ``max_exhaustive_candidates``,

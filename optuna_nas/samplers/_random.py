@@ -25,14 +25,13 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from optuna_nas._compat import enqueued_params, study_id, study_storage, study_trials
+from optuna_nas.samplers._architecture import Canonicalizer
 from optuna_nas.samplers._genome import genome_key, sample_value
 from optuna_nas.samplers._planned import PENDING_STATES, PlannedSampler
 from optuna_nas.spaces._base import SearchSpace
 
 _logger = logging.getLogger(__name__)
 
-Canonicalizer = Callable[[Mapping[str, Any]], Hashable]
-"""Maps the active parameters of an architecture to a key shared by equivalent ones."""
 Feasibility = Callable[[Mapping[str, Any]], bool]
 """Tells whether the active parameters of an architecture may be evaluated."""
 
@@ -100,48 +99,6 @@ def nb201_canonical(params: Mapping[str, Any]) -> str:
                 terms.append(f"({nodes[source]})@{op}")
         nodes.append("+".join(sorted(terms)))
     return nodes[3]
-
-
-def architecture_key(
-    genome: Mapping[str, Any],
-    space: SearchSpace | None = None,
-    canonicalize: Canonicalizer | None = None,
-) -> Hashable:
-    """What makes two assignments the same architecture, for deduplication.
-
-    With ``space``, only the assignment's active parameters count: the canonicalizer's key
-    of them when there is one, else the active parameters themselves. Without ``space``,
-    or when the assignment is not (yet) an architecture of the space (a mutation's newly
-    activated parameters are drawn later), the assignment itself, as
-    :func:`~optuna_nas.samplers._genome.genome_key` keys it.
-    """
-    if space is None:
-        return genome_key(genome)
-    try:
-        active = space.from_params(genome).param_dict
-    except ValueError:
-        return genome_key(genome)
-    return genome_key(active) if canonicalize is None else canonicalize(active)
-
-
-def check_canonicalizer(space: object, canonicalize: object) -> None:
-    """Raises :class:`ValueError` unless ``space`` is ``None`` or a search space, and
-    ``canonicalize`` is ``None`` or a function that comes with a space."""
-    if space is not None and not isinstance(space, SearchSpace):
-        raise ValueError(
-            f"space must be an optuna_nas.spaces.SearchSpace, got {type(space).__name__}; "
-            "create one with optuna_nas.spaces.create(name)"
-        )
-    if canonicalize is not None and space is None:
-        raise ValueError(
-            "canonicalize applies to architectures, which the sampler only knows "
-            "before a trial runs when it has the space; pass space=... as well"
-        )
-    if canonicalize is not None and not callable(canonicalize):
-        raise ValueError(
-            "canonicalize must be a function from an architecture's active parameters "
-            f"to a hashable key, got {type(canonicalize).__name__}"
-        )
 
 
 class AssignmentIndex:

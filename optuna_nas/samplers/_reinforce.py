@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 import math
 import re
-import threading
-from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +18,9 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas._compat import storage_url, study_id, study_storage, study_trials
-from optuna_nas.samplers._genome import genome_key, mutate
+from optuna_nas.samplers._architecture import ArchitectureSampler, Canonicalizer
+from optuna_nas.samplers._genome import mutate
 from optuna_nas.samplers._planned import (
-    HELD_STATES,
-    PENDING_STATES,
-    PlannedSampler,
-    planned_genome,
     trial_score,
 )
 from optuna_nas.samplers._policy import (
@@ -36,7 +31,6 @@ from optuna_nas.samplers._policy import (
     Reinforce,
     discretize,
 )
-from optuna_nas.samplers._random import Canonicalizer, architecture_key, check_canonicalizer
 from optuna_nas.spaces._base import SearchSpace
 
 CONTROLLERS = ("independent", "lstm")
@@ -118,7 +112,7 @@ class _Replay:
         self.learner.observe(sorted(actions), reward)
 
 
-class REINFORCESampler(PlannedSampler):
+class REINFORCESampler(ArchitectureSampler):
     """Architecture search with a policy trained by REINFORCE, as in Zoph & Le.
 
     Every parameter (decision) seen in the study's finished trials gets a categorical
@@ -236,7 +230,6 @@ class REINFORCESampler(PlannedSampler):
         space: SearchSpace | None = None,
         canonicalize: Canonicalizer | None = None,
     ) -> None:
-        check_canonicalizer(space, canonicalize)
         if controller not in CONTROLLERS:
             raise ValueError(
                 f"unknown controller {controller!r}; choose one of: {', '.join(CONTROLLERS)}"
@@ -254,16 +247,13 @@ class REINFORCESampler(PlannedSampler):
         for key, value, least in (("n_bins", n_bins, 2), ("hidden_size", hidden_size, 1)):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{key}={value!r} is invalid; pass an integer >= {least}")
-        super().__init__(seed)
+        super().__init__(seed, space=space, canonicalize=canonicalize)
         self._controller = controller
         self._learning_rate = float(learning_rate)
         self._baseline_momentum = float(baseline_momentum)
         self._n_bins = n_bins
         self._hidden_size = hidden_size
         self._skip_evaluated = skip_evaluated
-        self._space = space
-        self._canonicalize = canonicalize
-        self._lock = threading.Lock()
         self._study_key: tuple[Any, ...] | None = None
         self._replay = self._initial_replay()
         self._checkpoints: list[tuple[int, _Replay]] = []
@@ -275,15 +265,6 @@ class REINFORCESampler(PlannedSampler):
         else:
             controller = IndependentController()
         return _Replay(controller, self._learning_rate, self._baseline_momentum, self._n_bins)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def _rewind(self, number: int) -> None:
         """Goes back to the latest replay that did not yet include trial ``number``."""
@@ -330,66 +311,22 @@ class REINFORCESampler(PlannedSampler):
             replay = self._sync(study)
             if not replay.names:
                 return None
-            taken = self._taken(study, trial)
+            taken = self._taken(study, trial, finished=self._skip_evaluated)
             for _ in range(_DUPLICATE_DRAWS):
                 actions = replay.learner.controller.sample(self._rng)
                 plan = {
                     name: replay.decisions[name].discretization.value(action, self._rng)
                     for name, action in zip(replay.names, actions, strict=True)
                 }
-                if not self._repeats(plan, taken):
+                if plan not in taken:
                     return plan
             dists = {name: replay.decisions[name].distribution for name in replay.names}
             for attempt in range(_DUPLICATE_MUTATIONS):
                 # One more changed decision every 10 attempts.
                 child = mutate(plan, dists, self._rng, 1 + attempt // 10)
-                if not self._repeats(child, taken):
+                if child not in taken:
                     return child
             return plan
-
-    def _taken(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[frozenset[str] | None, set[Hashable]]:
-        """Keys of what other trials hold (what unfinished ones will evaluate and, with
-        ``skip_evaluated``, the parameters of finished and failed ones), grouped by the
-        names they hold, or all under ``None`` with a canonicalizer."""
-        taken: dict[frozenset[str] | None, set[Hashable]] = {}
-        for other in study_trials(study, use_cache=True):
-            if other.number == trial.number:
-                continue
-            if other.state in PENDING_STATES:
-                genome = planned_genome(other, self.plan_attr)
-            elif self._skip_evaluated and other.state in HELD_STATES:
-                genome = other.params
-            else:
-                continue
-            if not genome:
-                continue
-            if self._canonicalize is not None:
-                taken.setdefault(None, set()).add(self._key(genome))
-            else:
-                taken.setdefault(frozenset(genome), set()).add(genome_key(genome))
-        return taken
-
-    def _repeats(
-        self, plan: Mapping[str, Any], taken: Mapping[frozenset[str] | None, set[Hashable]]
-    ) -> bool:
-        """Whether ``plan`` would evaluate what a trial holds.
-
-        A plan holds every decision the policy knows, active or not; it repeats a trial
-        when it agrees with it on all the trial's parameters, since the objective then asks
-        for exactly those again. With a canonicalizer, equivalent architectures repeat too.
-        """
-        if self._canonicalize is not None:
-            return self._key(plan) in taken.get(None, ())
-        for names, keys in taken.items():
-            if names is not None and names <= plan.keys():
-                if genome_key({name: plan[name] for name in names}) in keys:
-                    return True
-        return False
-
-    def _key(self, genome: Mapping[str, Any]) -> Hashable:
-        return architecture_key(genome, self._space, self._canonicalize)
 
     def policy_logits(self, study: Study) -> dict[str, np.ndarray]:
         """The policy's logits for each decision seen in ``study``'s finished trials.

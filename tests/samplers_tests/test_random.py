@@ -248,7 +248,7 @@ def test_failed_trials_count_as_held() -> None:
 
 
 def test_architecture_key_ignores_inactive_parameters_given_the_space() -> None:
-    from optuna_nas.samplers._random import architecture_key
+    from optuna_nas.samplers._architecture import architecture_key
 
     space = spaces.create("chain", max_layers=3)
     active = {"n_layers": 1, "layer0/op": "identity"}
