@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,15 +42,82 @@ class StorageError(ValueError):
     """A storage URL is malformed or its database cannot be reached."""
 
 
+SECRET_QUERY_KEYS = frozenset(
+    {"password", "passwd", "pwd", "sslpassword", "secret", "token", "access_token", "api_key"}
+)
+"""URL query parameters whose values :func:`mask_url` hides, besides the password."""
+
+_MASK = "***"
+
+
+def _ambiguous_at(url: str) -> bool:
+    """Whether the part of ``url`` before the host holds more than one ``@`` (an unencoded
+    ``@`` in a password), which makes the URL mean something other than intended."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return authority.count("@") > 1
+
+
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe to print or log."""
+    """``url`` with its password and secret query parameters replaced by ``***``.
+
+    SQLAlchemy's own parsing finds the password (``make_url(url).render_as_string(
+    hide_password=True)``); query parameters named in :data:`SECRET_QUERY_KEYS`
+    (``?password=...``) are hidden too. A URL whose credentials hold an unencoded ``@`` is
+    ambiguous; nothing after its scheme is shown. Safe to print or log.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if _journal_path(url) is not None:
+        return url
+    if _ambiguous_at(url):
+        return url.split("://", 1)[0] + "://" + _MASK if "://" in url else _MASK
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return (
+            url
+            if "@" not in url and "password" not in url.lower()
+            else ("<storage URL hidden: it may hold a password>")
+        )
+    if any(key.lower() in SECRET_QUERY_KEYS for key in parsed.query):
+        parsed = parsed.set(
+            query={
+                key: (_MASK if key.lower() in SECRET_QUERY_KEYS else value)
+                for key, value in parsed.query.items()
+            }
+        )
+    # Rendering percent-encodes the query's "***"; show it as written.
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", _MASK)
+
+
+def _secrets(url: str) -> list[str]:
+    """The password and secret query values of ``url``, longest first."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
-        return url if "@" not in url else "<storage URL hidden: it may hold a password>"
+        return []
+    found = [str(parsed.password)] if parsed.password else []
+    for key, value in parsed.query.items():
+        if key.lower() in SECRET_QUERY_KEYS:
+            found.extend([value] if isinstance(value, str) else list(value))
+    return sorted({v for v in found if v}, key=len, reverse=True)
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error) with ``url``'s secrets replaced by ``***``.
+
+    A secret is replaced only where it stands as a whole token, so a short password that
+    also occurs inside a word (``p`` in ``psycopg2``) does not garble the message.
+    """
+    for secret in _secrets(url):
+        pattern = r"(?<![A-Za-z0-9])" + re.escape(secret) + r"(?![A-Za-z0-9])"
+        text = re.sub(pattern, _MASK, text)
+    return text
 
 
 def open_storage(
@@ -57,6 +126,8 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    create: bool = True,
+    write: bool = True,
 ) -> optuna.storages.BaseStorage:
     """Opens the storage at ``url``: SQLite, PostgreSQL, MySQL/MariaDB or a journal file.
 
@@ -86,18 +157,31 @@ def open_storage(
             interval).
         heartbeat_stale_trial_callback: Called for each stale trial that was failed, e.g.
             :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` to retry it.
+        create: Whether a SQLite or journal file that does not exist may be created. Commands
+            that read a study pass ``False``: a mistyped path is then an error, not a new
+            empty database.
+        write: Whether the caller will write; a SQLite or journal file (or its folder) that
+            this user cannot write is then refused up front.
 
     Raises:
-        StorageError: If the URL is malformed, its driver is missing, the SQLite or journal
-            directory does not exist or the database cannot be reached. The message never
-            shows a password.
+        StorageError: If the URL is malformed or ambiguous (an unencoded ``@`` in the
+            password), its driver is missing, the SQLite or journal directory does not
+            exist, the file does not exist and ``create`` is false, it is read-only and
+            ``write`` is true, or the database cannot be reached. The message never shows a
+            password.
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     journal = _journal_path(url)
     if journal is not None:
+        _check_file(journal, url, create=create, write=write)
         return _open_journal(url, journal)
+    if _ambiguous_at(url):
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} holds more than one '@' before the host, so its "
+            "password cannot be told from its host; write an '@' in the password as %40"
+        )
     example = (
         "use e.g. sqlite:///optuna_nas.db, postgresql://user@host:5432/db, "
         "mysql+pymysql://user@host:3306/db or journal:///abs/path/study.log"
@@ -114,12 +198,15 @@ def open_storage(
                 f"storage URL {mask_url(url)!r} names no database file; a study must outlive "
                 "the process, so use e.g. sqlite:///optuna_nas.db"
             )
+        if database.startswith("file:"):  # a SQLite URI such as file:x.db?mode=ro
+            database = database[len("file:") :]
         path = Path(database)
         if not path.parent.is_dir():
             raise StorageError(
                 f"directory {str(path.parent)!r} of storage URL {mask_url(url)!r} does not "
                 "exist; create it first or point the URL elsewhere"
             )
+        _check_file(path, url, create=create, write=write)
         if not path.exists():
             created = path
     engine_kwargs: dict[str, object] = {}
@@ -146,12 +233,34 @@ def open_storage(
         if created is not None and created.exists():
             created.unlink()
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if parsed.password:
-            reason = reason.replace(str(parsed.password), "***")
+        reason = redact(reason, url)
         raise StorageError(
             f"cannot open storage {mask_url(url)!r}: {reason}; check that the database "
             f"server is running and the URL is right ({example})"
         ) from None
+
+
+def _check_file(path: Path, url: str, *, create: bool, write: bool) -> None:
+    """Refuses a missing file that may not be created, and one this user cannot write."""
+    if not path.parent.is_dir():
+        return  # the callers name the missing folder
+    if not path.exists():
+        if not create:
+            raise StorageError(
+                f"storage file {str(path)!r} does not exist; check the path in "
+                f"{mask_url(url)!r} (only `optuna-nas search` creates a storage)"
+            )
+        if write and not os.access(path.parent, os.W_OK):
+            raise StorageError(
+                f"cannot create storage file {str(path)!r}: its folder is read-only; "
+                "point the URL at a folder this user can write"
+            )
+        return
+    if write and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        raise StorageError(
+            f"storage file {str(path)!r} (or its folder, where SQLite keeps its journal) is "
+            "read-only; make both writable by this user or copy the file elsewhere"
+        )
 
 
 class _HeartbeatRDBStorage(optuna.storages.RDBStorage):

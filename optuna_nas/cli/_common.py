@@ -97,14 +97,15 @@ def print_best(study: Any, best: Any) -> None:
     print(f"Best architecture: {arch}")
 
 
-def load_study(args: argparse.Namespace) -> Any:
+def load_study(args: argparse.Namespace, *, write: bool = False) -> Any:
+    """The study ``--storage`` and ``--study-name`` name; the storage must exist."""
     import optuna
 
     from optuna_nas._storage import StorageError, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = open_storage(args.storage)
+        storage = open_storage(args.storage, create=False, write=write)
     except StorageError as err:
         raise CLIError(str(err)) from None
     names = [s.study_name for s in storage.get_all_studies()]

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     artifact_dir: Path | None
     try:
-        storage = open_storage(args.storage)
+        storage = open_storage(args.storage, create=False, write=False)
         names = [s.study_name for s in storage.get_all_studies()]
         if args.artifact_dir is not None:
             artifact_dir = Path(args.artifact_dir).expanduser().resolve()

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         )
         slots = plan_slots(args.gpus, args.jobs_per_gpu, args.jobs)
         # Checked here, once, so that bad input gives one error instead of one per worker.
-        study = load_worker_study(open_storage(args.storage), config, slots[0])
+        study = load_worker_study(open_storage(args.storage, create=False), config, slots[0])
         dataset = study.user_attrs.get(_keys.STUDY_DATASET, {}).get("name")
         if dataset is not None and dataset not in data.available():
             raise WorkerError(f"the study's dataset {dataset!r} is not available here")

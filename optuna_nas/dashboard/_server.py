@@ -80,7 +80,7 @@ def run_dashboard(
     if isinstance(storage, str):
         from optuna_nas._storage import open_storage
 
-        storage = open_storage(storage)
+        storage = open_storage(storage, create=False, write=False)
     store = None if artifact_dir is None else open_artifact_store(artifact_dir)
     optuna_dashboard.run_server(storage, host=host, port=port, artifact_store=store)
 

@@ -76,6 +76,7 @@ def run_worker(config: WorkerConfig, slot: WorkerSlot | None = None) -> int:
             heartbeat_interval=config.heartbeat_interval,
             grace_period=config.grace_period,
             heartbeat_stale_trial_callback=stale_trial_retry_callback(max_retry=1),
+            create=False,
         )
     study = load_worker_study(storage, config, slot)
     space, dataset_config, training = study_settings(study)

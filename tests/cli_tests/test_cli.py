@@ -149,5 +149,8 @@ def test_argparse_errors_exit_2(capsys) -> None:
 
 def test_best_on_empty_storage_explains(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
+    import optuna
+
+    optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")  # an empty database
     assert main(["best", "--storage", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
     assert "holds 0 studies" in capsys.readouterr().err
