@@ -45,6 +45,7 @@ _NAMES = {
     "DatasetConfig": "optuna_nas.study",
     "OOMRetryCallback": "optuna_nas.study",
     "TrainingConfig": "optuna_nas.study",
+    "ObjectiveConfig": "optuna_nas.study",
     "best_trial": "optuna_nas.study",
     "create_study": "optuna_nas.study",
     "study_settings": "optuna_nas.study",
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
     from optuna_nas.study import (
         ArchitectureObjective,
         DatasetConfig,
+        ObjectiveConfig,
         OOMRetryCallback,
         TrainingConfig,
         best_trial,
@@ -124,6 +126,7 @@ __all__ = [
     "OOMRetryCallback",
     "SafeFileSystemArtifactStore",
     "StorageError",
+    "ObjectiveConfig",
     "TrainingConfig",
     "WorkerConfig",
     "WorkerError",

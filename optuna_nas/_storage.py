@@ -42,6 +42,10 @@ class StorageError(ValueError):
     """A storage URL is malformed or its database cannot be reached."""
 
 
+class StorageMissingError(StorageError):
+    """The SQLite or journal file of a storage URL does not exist, and may not be created."""
+
+
 SECRET_QUERY_KEYS = frozenset(
     {"password", "passwd", "pwd", "sslpassword", "secret", "token", "access_token", "api_key"}
 )
@@ -246,7 +250,7 @@ def _check_file(path: Path, url: str, *, create: bool, write: bool) -> None:
         return  # the callers name the missing folder
     if not path.exists():
         if not create:
-            raise StorageError(
+            raise StorageMissingError(
                 f"storage file {str(path)!r} does not exist; check the path in "
                 f"{mask_url(url)!r} (only `optuna-nas search` creates a storage)"
             )

@@ -23,6 +23,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from optuna_nas.cli import (
     _benchmark,
@@ -50,20 +51,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("optuna-nas: interrupted; finished trials are saved", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): nothing left to say
+        sys.stderr.close()
+        return 0
+    except Exception as err:
+        reason = _storage_refusal(err, getattr(args, "storage", None))
+        if reason is None:
+            raise
+        print(f"optuna-nas: error: {reason}", file=sys.stderr)
+        return 2
+
+
+def _storage_refusal(err: Exception, url: str | None) -> str | None:
+    """One line for a database that refused the command (read-only, locked, gone), or
+    ``None`` when ``err`` is not such a refusal."""
+    cause: BaseException | None = err
+    while cause is not None and not type(cause).__module__.startswith("sqlalchemy"):
+        cause = cause.__cause__
+    if cause is None:
+        return None
+    from optuna_nas._storage import mask_url, redact
+
+    first = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+    where = f" {mask_url(url)!r}" if url else ""
+    hint = "check that this user can write the database file and its folder"
+    if "readonly" not in first and "read-only" not in first:
+        hint = "check that the database server is running and the URL is right"
+    return f"the storage{where} refused the command: {redact(first, url or '')}; {hint}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``optuna-nas`` with every subcommand."""
     from optuna_nas import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="optuna-nas", description="Neural architecture search on Optuna."
-    )
+    parser = _Parser(prog="optuna-nas", description="Neural architecture search on Optuna.")
     parser.add_argument("--version", action="version", version=f"optuna-nas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
         command.add_parser(sub)
+    for command_parser in sub.choices.values():
+        _say_defaults(command_parser)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments give one line (what is wrong, which option), not the usage too;
+    ``--help`` still shows the usage. Subcommand parsers are of this class as well."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _say_defaults(parser: argparse.ArgumentParser) -> None:
+    """Appends its default to the help of every option that takes a value and whose help
+    does not give it already, so that ``--help`` shows every default."""
+    for action in parser._actions:
+        if not action.option_strings or action.nargs == 0 or action.required:
+            continue
+        if action.help in (None, argparse.SUPPRESS) or "default" in action.help:
+            continue
+        default = "none" if action.default in (None, []) else "%(default)s"
+        action.help = f"{action.help} (default: {default})"
 
 
 __all__ = ["DEFAULT_STORAGE", "CLIError", "build_parser", "main"]

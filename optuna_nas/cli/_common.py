@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +25,74 @@ def add_storage_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _number(text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        name = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {name}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+    return int(value)
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or a positive integer, got {text}")
+    return int(value)
+
+
+def integer(text: str) -> int:
+    return int(_number(text, int))
 
 
 def port(text: str) -> int:
-    value = int(text)
+    value = _number(text, int)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
-    return value
+    return int(value)
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
+    return float(value)
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = _number(text, float)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+    return float(value)
+
+
+def add_heartbeat_args(parser: argparse.ArgumentParser) -> None:
+    """``--heartbeat-interval`` and ``--grace-period``, the same for search and worker."""
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=positive_int,
+        default=10,
+        metavar="SEC",
+        help="seconds between heartbeats of a running trial, on SQLite, PostgreSQL and "
+        "MySQL (default: 10)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=positive_int,
+        default=30,
+        metavar="SEC",
+        help="a trial without heartbeat for SEC s (its process was killed) is failed and "
+        "retried once by the next search or worker (default: 30)",
+    )
 
 
 def resolve_artifact_dir(
@@ -72,13 +121,37 @@ def resolve_artifact_dir(
 
 
 def save_dashboard_plots(study: Any) -> None:
-    """Saves the dashboard's custom plots, or says why it cannot."""
-    from optuna_nas.dashboard import save_plots
+    """Saves the dashboard's custom plots, or says why it cannot (once per process)."""
+    from optuna_nas.dashboard import PlotRefresher
 
-    try:
-        save_plots(study)
-    except ImportError as err:
-        print(f"Skipped the dashboard plots: {err}", file=sys.stderr)
+    PlotRefresher().refresh(study)
+
+
+def explain_no_best(study: Any) -> str:
+    """Why a study has no best trial: none ran, or all N failed and the commonest reason."""
+    from collections import Counter
+
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        return (
+            f"study {study.study_name!r} holds no trial yet; run `optuna-nas search` or "
+            "`optuna-nas worker` on it first"
+        )
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    if len(failed) == len(trials):
+        reasons = Counter(
+            str(_keys.read(t.user_attrs, _keys.FAIL_REASON) or "an exception in the objective")
+            for t in failed
+        )
+        reason, count = reasons.most_common(1)[0]
+        return (
+            f"all {len(trials)} trials of study {study.study_name!r} failed; the most common "
+            f"reason ({count} of {len(trials)}): {reason}. Run one trial with --n-trials 1 "
+            "and read its error, or see the runbook"
+        )
+    states = Counter(t.state.name.lower() for t in trials)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    return f"study {study.study_name!r} has no completed trial yet ({summary})"
 
 
 def print_best(study: Any, best: Any) -> None:

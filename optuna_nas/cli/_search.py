@@ -1,39 +1,102 @@
-"""``optuna-nas search``: run or resume an architecture search."""
+"""``optuna-nas search``: run or resume an architecture search.
+
+Resuming is continuing: the settings a study was created with come from the study when
+they are not given, a given setting that would change a trial's value must equal the
+stored one, and the sampler is seeded from the seed and the number of trials stored, so
+the resumed run does not propose the first run's architectures again.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
+from optuna_nas import _keys
 from optuna_nas.cli._common import (
     CLIError,
+    add_heartbeat_args,
     add_storage_args,
+    explain_no_best,
+    integer,
+    non_negative_float,
     positive_float,
     positive_int,
     print_best,
     resolve_artifact_dir,
-    save_dashboard_plots,
 )
+
+# Options that change a trial's value, with their defaults for a new study. A resumed
+# study supplies what is not given (see _resolve).
+DEFAULTS: dict[str, Any] = {
+    "space": "chain",
+    "dataset": "mnist1d",
+    "sampler": "tpe",
+    "pruner": "median",
+    "epochs": 20,
+    "batch_size": 128,
+    "lr": 3e-3,
+    "seed": 0,
+    "inherit_weights": False,
+    "inherit_lr_scale": None,
+    "no_partial_inherit": False,
+    "no_checkpoints": False,
+}
+_STORED = "when resuming, the study's"
 
 
 def add_parser(sub: Any) -> None:
     """Adds the subcommand to ``sub``, the parser's subparsers."""
-    search = sub.add_parser("search", help="run or resume an architecture search")
-    search.add_argument("--space", default="chain", help="search space name (default: chain)")
+    search = sub.add_parser(
+        "search",
+        help="run or resume an architecture search",
+        description="Run an architecture search, or resume the study of that name: settings "
+        "not given come from the study, and a given setting that changes a trial's value "
+        "(space, dataset, epochs, batch size, lr, seed, weight inheritance) must match it.",
+    )
+    search.add_argument(
+        "--space", default=None, help=f"search space name (default: chain; {_STORED})"
+    )
     search.add_argument(
         "--space-arg",
         action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="space argument, VALUE as JSON (e.g. max_layers=4 or 'filters=[16,32]'); "
+        f"repeatable (default: none; {_STORED})",
+    )
+    search.add_argument(
+        "--dataset", default=None, help=f"dataset name (default: mnist1d; {_STORED})"
+    )
+    search.add_argument(
+        "--data-root", default=None, help="local root of torchvision datasets (default: none)"
+    )
+    search.add_argument("--sampler", default=None, help=f"sampler name (default: tpe; {_STORED})")
+    search.add_argument(
+        "--sampler-arg",
+        action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="space argument, VALUE as JSON (e.g. max_layers=4 or 'filters=[16,32]'); repeatable",
+        help="sampler argument, VALUE as JSON (e.g. population_size=20); repeatable; "
+        "stored with the study for its workers (default: none)",
     )
-    search.add_argument("--dataset", default="mnist1d", help="dataset name (default: mnist1d)")
-    search.add_argument("--data-root", default=None, help="local root of torchvision datasets")
-    search.add_argument("--sampler", default="tpe", help="sampler name (default: tpe)")
-    search.add_argument("--pruner", default="median", help="pruner name (default: median)")
+    search.add_argument("--pruner", default=None, help=f"pruner name (default: median; {_STORED})")
     search.add_argument(
-        "--n-trials", type=positive_int, default=100, help="most trials to run (default: 100)"
+        "--pruner-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pruner argument, VALUE as JSON (e.g. n_startup_trials=10); repeatable; "
+        "stored with the study for its workers (default: none)",
+    )
+    search.add_argument(
+        "--n-trials",
+        type=positive_int,
+        default=100,
+        help="run N more trials in this process, whatever the study holds already "
+        "(default: 100; `worker --total-trials` counts the study's trials instead)",
     )
     search.add_argument(
         "--timeout",
@@ -41,12 +104,31 @@ def add_parser(sub: Any) -> None:
         default=540.0,
         help="stop starting trials after SEC seconds (default: 540)",
     )
-    search.add_argument("--epochs", type=positive_int, default=20, help="epochs per trial")
-    search.add_argument("--batch-size", type=positive_int, default=128)
-    search.add_argument("--lr", type=positive_float, default=3e-3, help="peak AdamW rate")
+    search.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"epochs per trial (default: 20; {_STORED})",
+    )
+    search.add_argument(
+        "--batch-size", type=positive_int, default=None, help=f"default: 128; {_STORED}"
+    )
+    search.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help=f"peak AdamW rate (default: 0.003; {_STORED})",
+    )
     add_storage_args(search)
-    search.add_argument("--seed", type=int, default=0, help="seed of sampler, splits and init")
-    search.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    search.add_argument(
+        "--seed",
+        type=integer,
+        default=None,
+        help=f"seed of the sampler, the splits and the initialization (default: 0; {_STORED})",
+    )
+    search.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+    )
     search.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     search.add_argument(
         "--artifact-dir",
@@ -56,10 +138,13 @@ def add_parser(sub: Any) -> None:
     )
     search.add_argument(
         "--inherit-weights",
-        action="store_true",
+        action="store_const",
+        const=True,
+        default=None,
         help="start each child of a sampler that records parents (evolution) from its "
         "parent's checkpoint: tensors whose name and shape match are copied, and one "
-        "whose shape a mutation changed (width, kernel) is transferred in part",
+        f"whose shape a mutation changed (width, kernel) is transferred in part (default: "
+        f"off; {_STORED})",
     )
     search.add_argument(
         "--inherit-lr-scale",
@@ -72,16 +157,103 @@ def add_parser(sub: Any) -> None:
     )
     search.add_argument(
         "--no-partial-inherit",
-        action="store_true",
+        action="store_const",
+        const=True,
+        default=None,
         help="with --inherit-weights, copy only tensors whose name and shape match; "
-        "start the ones a mutation reshaped fresh",
+        f"start the ones a mutation reshaped fresh (default: off; {_STORED})",
     )
     search.add_argument(
         "--no-checkpoints",
-        action="store_true",
-        help="do not save each trial's weights (saves disk; incompatible with --inherit-weights)",
+        action="store_const",
+        const=True,
+        default=None,
+        help="do not save each trial's weights (saves disk; incompatible with "
+        f"--inherit-weights) (default: off; {_STORED})",
+    )
+    add_heartbeat_args(search)
+    search.add_argument(
+        "--plots-every",
+        type=non_negative_float,
+        default=60.0,
+        metavar="SEC",
+        help="refresh the dashboard's plots after a trial when SEC seconds passed since "
+        "the last refresh, and when the search stops (default: 60; 0: after every trial)",
     )
     search.set_defaults(handler=run)
+
+
+def _stored_settings(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The CLI settings a stored study implies, under their option names."""
+    spec = attrs.get(_keys.STUDY_SPACE) or {}
+    dataset = attrs.get(_keys.STUDY_DATASET) or {}
+    training = attrs.get(_keys.STUDY_TRAINING) or {}
+    objective = attrs.get(_keys.STUDY_OBJECTIVE) or {}
+    sampler = attrs.get(_keys.STUDY_SAMPLER) or {}
+    pruner = attrs.get(_keys.STUDY_PRUNER) or {}
+    stored: dict[str, Any] = {
+        "space": spec.get("space"),
+        "space_config": spec.get("config"),
+        "dataset": dataset.get("name"),
+        "sampler": sampler.get("name"),
+        "sampler_kwargs": sampler.get("kwargs"),
+        "pruner": pruner.get("name"),
+        "pruner_kwargs": pruner.get("kwargs"),
+        "epochs": training.get("epochs"),
+        "batch_size": training.get("batch_size"),
+        "lr": training.get("lr"),
+        "seed": objective.get("seed", sampler.get("seed")),
+    }
+    if objective:
+        stored["inherit_weights"] = objective.get("inherit_weights")
+        stored["inherit_lr_scale"] = objective.get("inherit_lr_scale")
+        stored["no_partial_inherit"] = not objective.get("inherit_partial", True)
+        stored["no_checkpoints"] = not objective.get("save_checkpoints", True)
+    return {k: v for k, v in stored.items() if v is not None}
+
+
+def _resolve(args: argparse.Namespace, attrs: dict[str, Any] | None) -> dict[str, Any]:
+    """Each setting: as given, else as the resumed study stored it, else the default."""
+    stored = {} if attrs is None else _stored_settings(attrs)
+    settings: dict[str, Any] = {}
+    for name, default in DEFAULTS.items():
+        given = getattr(args, name)
+        settings[name] = given if given is not None else stored.get(name, default)
+    settings["space_args"] = args.space_arg
+    settings["space_config"] = stored.get("space_config") if args.space_arg is None else None
+    # A name given without arguments drops the stored arguments of another name.
+    for kind in ("sampler", "pruner"):
+        items = getattr(args, f"{kind}_arg")
+        if items:
+            settings[f"{kind}_args"] = items
+        elif getattr(args, kind) in (None, stored.get(kind)):
+            settings[f"{kind}_kwargs"] = stored.get(f"{kind}_kwargs", {})
+    return settings
+
+
+def _check_combinations(settings: dict[str, Any]) -> None:
+    """Refuses flags that would have no effect, and combinations that cannot work."""
+    if settings["inherit_weights"] and settings["no_checkpoints"]:
+        raise ValueError(
+            "--inherit-weights reads the parents' checkpoints, which --no-checkpoints "
+            "would not write; drop one of the two"
+        )
+    if not settings["inherit_weights"]:
+        for option, value in (
+            ("--inherit-lr-scale", settings["inherit_lr_scale"]),
+            ("--no-partial-inherit", settings["no_partial_inherit"]),
+        ):
+            if value:
+                raise ValueError(
+                    f"{option} applies to children that inherit weights, and has no effect "
+                    "without --inherit-weights; add --inherit-weights or drop it"
+                )
+    if settings["pruner"] in ("lce", "fidelity") and settings["epochs"] < 3:
+        raise ValueError(
+            f"--pruner {settings['pruner']} decides from a learning curve of several epochs, "
+            f"and --epochs {settings['epochs']} gives too few; use --epochs 3 or more, or "
+            "--pruner median or none"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,48 +261,98 @@ def run(args: argparse.Namespace) -> int:
 
     from optuna_nas import data, pruners, samplers, spaces
     from optuna_nas._artifacts import ArtifactError, default_artifact_dir, open_artifact_store
-    from optuna_nas._storage import StorageError, mask_url, open_storage
+    from optuna_nas._compat import stale_trial_retry_callback
+    from optuna_nas._storage import (
+        StorageError,
+        StorageMissingError,
+        mask_url,
+        open_storage,
+    )
+    from optuna_nas.dashboard import PlotRefresher
     from optuna_nas.study import (
         ArchitectureObjective,
         DatasetConfig,
+        ObjectiveConfig,
         OOMRetryCallback,
         TrainingConfig,
         best_trial,
+        check_resume,
         create_study,
     )
     from optuna_nas.training import select_device
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Everything is validated before the storage is touched, so bad input leaves no study.
+    space_name = args.space or DEFAULTS["space"]
+    study_name = args.study_name or f"{space_name}-{args.dataset or DEFAULTS['dataset']}"
+    # Everything is validated before the storage is written, so bad input leaves no study.
     try:
-        if args.inherit_weights and args.no_checkpoints:
+
+        def open_it(create: bool) -> Any:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return open_storage(
+                    args.storage,
+                    heartbeat_interval=args.heartbeat_interval,
+                    grace_period=args.grace_period,
+                    heartbeat_stale_trial_callback=stale_trial_retry_callback(max_retry=1),
+                    create=create,
+                )
+
+        try:
+            storage = open_it(create=False)
+        except StorageMissingError:
+            storage = None  # created once everything else is checked
+        attrs = None if storage is None else _existing_attrs(storage, study_name)
+        settings = _resolve(args, attrs)
+        _check_combinations(settings)
+        if settings["space_config"] is not None:
+            space = spaces.create(settings["space"], **settings["space_config"])
+        else:
+            space_kwargs = spaces.parse_space_args(settings["space_args"] or [])
+            space = spaces.create(settings["space"], **space_kwargs)
+        if settings["dataset"] not in data.available():
             raise ValueError(
-                "--inherit-weights reads the parents' checkpoints, which --no-checkpoints "
-                "would not write; drop one of the two"
+                f"unknown dataset {settings['dataset']!r}; choose one of: "
+                f"{', '.join(data.available())}"
             )
-        space = spaces.create(args.space, **spaces.parse_space_args(args.space_arg))
-        if args.dataset not in data.available():
-            raise ValueError(
-                f"unknown dataset {args.dataset!r}; choose one of: {', '.join(data.available())}"
-            )
-        # Built here to refuse bad names before the storage is touched; create_study
-        # builds them again from the names, which it stores for `optuna-nas worker`.
-        samplers.create(args.sampler, seed=args.seed, space=space)
-        pruners.create(args.pruner, max_step=args.epochs - 1)
+        sampler_kwargs = settings.get("sampler_kwargs") or spaces.parse_space_args(
+            settings.get("sampler_args", []), option="--sampler-arg"
+        )
+        pruner_kwargs = settings.get("pruner_kwargs") or spaces.parse_space_args(
+            settings.get("pruner_args", []), option="--pruner-arg"
+        )
+        # Built here to refuse bad names and arguments before the storage is written;
+        # create_study builds them again from the names, which it stores for workers.
+        samplers.create(settings["sampler"], seed=settings["seed"], space=space, **sampler_kwargs)
+        pruners.create(settings["pruner"], max_step=settings["epochs"] - 1, **pruner_kwargs)
         select_device(args.device)
         training = TrainingConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device
+            epochs=settings["epochs"],
+            batch_size=settings["batch_size"],
+            lr=settings["lr"],
+            device=args.device,
         )
-        options: dict[str, Any] = {"seed": args.seed}
+        objective_config = ObjectiveConfig(
+            seed=settings["seed"],
+            inherit_weights=settings["inherit_weights"],
+            inherit_lr_scale=settings["inherit_lr_scale"],
+            inherit_partial=not settings["no_partial_inherit"],
+            save_checkpoints=not settings["no_checkpoints"],
+        )
+        options: dict[str, Any] = {"seed": settings["seed"]}
         if args.data_root:
             options["root"] = str(Path(args.data_root).resolve())
-        dataset_config = DatasetConfig(args.dataset, options)
+        dataset_config = DatasetConfig(settings["dataset"], options)
+        if attrs is not None:
+            check_resume(
+                optuna.load_study(study_name=study_name, storage=storage),
+                dataset_config,
+                training,
+                objective_config,
+            )
         dataset = dataset_config.load()
-    except (ValueError, FileNotFoundError) as err:
-        raise CLIError(str(err)) from None
-    study_name = args.study_name or f"{args.space}-{args.dataset}"
-    try:
-        storage = open_storage(args.storage)
+        if storage is None:
+            storage = open_it(create=True)
         artifact_dir = resolve_artifact_dir(args, storage, study_name) or default_artifact_dir(
             args.storage
         )
@@ -141,45 +363,97 @@ def run(args: argparse.Namespace) -> int:
             space=space,
             dataset=dataset_config,
             training=training,
-            sampler=args.sampler,
-            pruner=args.pruner,
-            seed=args.seed,
+            sampler=settings["sampler"],
+            pruner=settings["pruner"],
+            seed=settings["seed"],
             artifact_dir=artifact_store.root,
+            objective=objective_config,
+            sampler_kwargs=sampler_kwargs,
+            pruner_kwargs=pruner_kwargs,
         )
-    except (StorageError, ArtifactError, ValueError) as err:
+    except (StorageError, ArtifactError, ValueError, FileNotFoundError) as err:
         raise CLIError(str(err)) from None
 
+    n_before = len(study.get_trials(deepcopy=False))
     print(
-        f"Searching {space!r} on {args.dataset} ({len(dataset.train)} train / "
-        f"{len(dataset.valid)} valid / {len(dataset.test)} test), sampler={args.sampler}, "
-        f"pruner={args.pruner}, epochs={args.epochs}, storage={mask_url(args.storage)}, "
-        f"study={study_name!r}"
+        f"{'Resuming' if n_before else 'Searching'} {space!r} on {settings['dataset']} "
+        f"({len(dataset.train)} train / {len(dataset.valid)} valid / {len(dataset.test)} "
+        f"test), sampler={settings['sampler']}, pruner={settings['pruner']}, "
+        f"epochs={settings['epochs']}, storage={mask_url(args.storage)}, "
+        f"study={study_name!r}" + (f", {n_before} trials stored" if n_before else "")
     )
     objective = ArchitectureObjective(
         space,
         dataset,
         training,
-        seed=args.seed,
+        seed=objective_config.seed,
         artifact_store=artifact_store,
-        inherit_weights=args.inherit_weights,
-        inherit_lr_scale=args.inherit_lr_scale,
-        inherit_partial=not args.no_partial_inherit,
-        save_checkpoints=not args.no_checkpoints,
+        inherit_weights=objective_config.inherit_weights,
+        inherit_lr_scale=objective_config.inherit_lr_scale,
+        inherit_partial=objective_config.inherit_partial,
+        save_checkpoints=objective_config.save_checkpoints,
     )
-    study.optimize(
-        objective,
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        show_progress_bar=not args.no_progress,
-        callbacks=[OOMRetryCallback()],
-    )
-    save_dashboard_plots(study)
+    plots = PlotRefresher(every_seconds=args.plots_every)
+    current: list[int] = []
+
+    def tracked(trial: optuna.Trial) -> float:
+        current.append(trial.number)
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:
+            # Recorded while the trial still runs; Optuna then fails it. Its log of the
+            # failure (with a traceback) would only repeat what the exit line says.
+            trial.set_user_attr(_keys.FAIL_REASON, "interrupted")
+            optuna.logging.set_verbosity(optuna.logging.ERROR)
+            raise
+
+    try:
+        study.optimize(
+            tracked,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            show_progress_bar=not args.no_progress,
+            callbacks=[OOMRetryCallback(), plots],
+        )
+    except KeyboardInterrupt:
+        _fail_interrupted(study, current[-1] if current else None)
+        plots.refresh(study)
+        print(
+            "optuna-nas: interrupted; finished trials are saved and the interrupted trial "
+            "will run again at the next search or worker",
+            file=sys.stderr,
+        )
+        return 130
+    plots.refresh(study)
     try:
         best = best_trial(study)
-    except ValueError as err:
-        raise CLIError(str(err)) from None
+    except ValueError:
+        raise CLIError(explain_no_best(study)) from None
     print_best(study, best)
     print(f"Artifacts (architecture drawings, checkpoints): {artifact_store.root}")
     print("Inspect the study with:")
     print(f"  optuna-nas dashboard --storage {mask_url(args.storage)} --study-name {study_name}")
     return 0
+
+
+def _existing_attrs(storage: Any, study_name: str) -> dict[str, Any] | None:
+    """The user attributes of the stored study of that name, or ``None`` if there is none."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return None
+    return dict(storage.get_study_user_attrs(study_id))
+
+
+def _fail_interrupted(study: Any, number: int | None) -> None:
+    """Queues the interrupted trial once more, if it failed (``tracked`` said why)."""
+    from optuna.trial import TrialState
+
+    from optuna_nas.study import enqueue_retry
+
+    if number is None:
+        return
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is None or trial.state != TrialState.FAIL:
+        return
+    enqueue_retry(study, trial, "interrupted")

@@ -10,6 +10,7 @@ from typing import Any
 from optuna_nas.cli._common import (
     CLIError,
     add_storage_args,
+    integer,
     load_study,
     positive_int,
 )
@@ -23,7 +24,7 @@ def add_parser(sub: Any) -> None:
     add_storage_args(train)
     train.add_argument("--epochs", type=positive_int, default=None, help="default: the study's")
     train.add_argument("--data-root", default=None, help="local root of torchvision datasets")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=integer, default=0)
     train.add_argument("--device", default=None, help="default: the study's")
     train.set_defaults(handler=run)
 

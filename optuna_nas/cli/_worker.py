@@ -11,6 +11,10 @@ from optuna_nas import _keys
 from optuna_nas.cli._common import (
     DEFAULT_STORAGE,
     CLIError,
+    add_heartbeat_args,
+    integer,
+    non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
 )
@@ -35,11 +39,16 @@ def add_parser(sub: Any) -> None:
     worker.add_argument("--jobs-per-gpu", type=positive_int, default=1, help="workers per GPU")
     worker.add_argument("--jobs", type=positive_int, default=None, help="number of CPU workers")
     worker.add_argument(
-        "--n-trials",
+        "--total-trials",
         type=positive_int,
         default=None,
-        help="stop when the study holds N trials, counted over all workers (default: no limit)",
+        metavar="N",
+        help="stop when the study holds N trials in all, counted over every worker and "
+        "earlier run (default: no limit; `search --n-trials` runs N more instead)",
     )
+    worker.add_argument(
+        "--n-trials", type=positive_int, default=None, help=argparse.SUPPRESS
+    )  # the old name of --total-trials, refused with a pointer to it
     worker.add_argument(
         "--timeout",
         type=positive_float,
@@ -50,7 +59,7 @@ def add_parser(sub: Any) -> None:
     worker.add_argument("--pruner", default=None, help="override the study's pruner")
     worker.add_argument(
         "--seed",
-        type=int,
+        type=integer,
         default=None,
         help="sampler seed of worker k is SEED+k (default: fresh)",
     )
@@ -60,23 +69,26 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="the study's artifact folder as this machine mounts it (default: as recorded)",
     )
+    add_heartbeat_args(worker)
     worker.add_argument(
-        "--heartbeat-interval", type=positive_int, default=10, help="seconds (default: 10)"
-    )
-    worker.add_argument(
-        "--grace-period",
-        type=positive_int,
-        default=30,
-        help="a trial without heartbeat for SEC s is failed and retried once (default: 30)",
+        "--plots-every",
+        type=non_negative_float,
+        default=60.0,
+        metavar="SEC",
+        help="refresh the dashboard's plots after a trial when SEC seconds passed since "
+        "the last refresh, and when the worker stops (default: 60)",
     )
     worker.add_argument(
         "--storage-retries",
-        type=int,
+        type=non_negative_int,
         default=5,
         help="retries, with doubling backoff, of an unreachable storage (default: 5)",
     )
     worker.add_argument(
-        "--max-restarts", type=int, default=2, help="restarts of a crashed worker (default: 2)"
+        "--max-restarts",
+        type=non_negative_int,
+        default=2,
+        help="restarts of a crashed worker (default: 2)",
     )
     worker.add_argument(
         "--stop-timeout",
@@ -102,11 +114,17 @@ def run(args: argparse.Namespace) -> int:
     from optuna_nas.workers._loop import artifact_store_for
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.n_trials is not None:
+        raise CLIError(
+            "worker --n-trials is now --total-trials (the study's trials in all, over every "
+            f"worker); pass --total-trials {args.n_trials}"
+        )
     try:
         config = WorkerConfig(
             storage=args.storage,
             study_name=args.study_name,
-            n_trials=args.n_trials,
+            n_trials=args.total_trials,
+            plots_every=args.plots_every,
             timeout=args.timeout,
             sampler=args.sampler,
             pruner=args.pruner,
@@ -129,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"optuna-nas worker: {len(slots)} worker(s) on study {args.study_name!r} in "
         f"{mask_url(args.storage)}"
-        + (f", {args.n_trials} trials in all" if args.n_trials else ""),
+        + (f", {args.total_trials} trials in all" if args.total_trials else ""),
         file=sys.stderr,
     )
     _log_pool_to_stderr()

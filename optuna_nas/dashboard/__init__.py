@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from optuna_nas.dashboard._plots import (
     PLOT_IDS,
+    PlotRefresher,
     accuracy_figure,
     pareto_front,
     save_plots,
@@ -26,6 +27,7 @@ from optuna_nas.dashboard._server import find_artifact_dir, run_dashboard
 
 __all__ = [
     "PLOT_IDS",
+    "PlotRefresher",
     "accuracy_figure",
     "find_artifact_dir",
     "pareto_front",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,9 @@ from optuna_nas import _keys
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
+    from optuna.trial import FrozenTrial
+
+_logger = logging.getLogger(__name__)
 
 PLOT_IDS = {
     "n_params": "optuna-nas-accuracy-vs-params",
@@ -189,3 +194,52 @@ def save_plots(study: optuna.Study) -> list[str]:
             save_plotly_graph_object(study, accuracy_figure(study, cost), graph_object_id=graph_id)
             saved.append(graph_id)
     return saved
+
+
+class PlotRefresher:
+    """A study callback that keeps the dashboard's custom plots current.
+
+    After a trial finishes it calls :func:`save_plots` when at least ``every_seconds``
+    passed since its last refresh; :meth:`refresh` saves at once, for when a run stops.
+    ``optuna-nas search`` and every ``optuna-nas worker`` process use one, so the plots
+    are never older than ``every_seconds`` plus one trial, whichever process ran it. A
+    refresh that fails is logged and never stops the study; a missing optuna-dashboard
+    or plotly is said once per process.
+
+    Args:
+        every_seconds: The least time between two refreshes after trials; 0 refreshes
+            after every trial.
+
+    Example:
+        .. code-block:: python
+
+            refresher = PlotRefresher(every_seconds=60)
+            try:
+                study.optimize(objective, n_trials=50, callbacks=[refresher])
+            finally:
+                refresher.refresh(study)
+    """
+
+    _unavailable_said = False
+
+    def __init__(self, every_seconds: float = 60.0) -> None:
+        if not every_seconds >= 0:
+            raise ValueError(f"every_seconds must be >= 0, got {every_seconds!r}")
+        self.every_seconds = every_seconds
+        self._last = -math.inf
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if time.monotonic() - self._last >= self.every_seconds:
+            self.refresh(study)
+
+    def refresh(self, study: optuna.Study) -> None:
+        """Saves the plots now."""
+        self._last = time.monotonic()
+        try:
+            save_plots(study)
+        except ImportError as err:
+            if not PlotRefresher._unavailable_said:
+                PlotRefresher._unavailable_said = True
+                _logger.warning("dashboard plots not saved: %s", err)
+        except Exception as err:  # a plot must never stop a search
+            _logger.warning("dashboard plots not refreshed: %r", err)

@@ -26,8 +26,10 @@ from optuna_nas.spaces._registry import available, create, register
 from optuna_nas.spaces._svg import Drawing, draw_architecture
 
 
-def parse_space_args(items: Iterable[str]) -> dict[str, Any]:
+def parse_space_args(items: Iterable[str], option: str = "--space-arg") -> dict[str, Any]:
     """Turns ``KEY=VALUE`` strings (as given to ``--space-arg``) into keyword arguments.
+
+    ``option`` names the command-line option in the error (``--sampler-arg``, ...).
 
     Each VALUE is read as JSON (``4``, ``[16, 32]``, ``true``) and kept as a string when it
     is not JSON (``ops=conv``).
@@ -39,7 +41,7 @@ def parse_space_args(items: Iterable[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--space-arg {item!r} must look like KEY=VALUE, e.g. max_layers=4")
+            raise ValueError(f"{option} {item!r} must look like KEY=VALUE, e.g. max_layers=4")
         try:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:

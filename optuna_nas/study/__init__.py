@@ -10,8 +10,15 @@ GPU memory once more, at half the batch size.
 
 from __future__ import annotations
 
-from optuna_nas.study._config import DatasetConfig, TrainingConfig
-from optuna_nas.study._create import best_trial, create_study, study_settings
+from optuna_nas.study._config import DatasetConfig, ObjectiveConfig, TrainingConfig
+from optuna_nas.study._create import (
+    best_trial,
+    check_resume,
+    create_study,
+    objective_settings,
+    resumed_seed,
+    study_settings,
+)
 from optuna_nas.study._objective import (
     ArchitectureObjective,
     CheckpointHook,
@@ -28,12 +35,16 @@ __all__ = [
     "DrawingHook",
     "InheritanceHook",
     "OOMRetryCallback",
+    "ObjectiveConfig",
     "TrainingConfig",
     "TrialHook",
     "best_trial",
+    "check_resume",
     "create_study",
     "enqueue_retry",
     "is_retry",
+    "objective_settings",
+    "resumed_seed",
     "trials_counted",
     "study_settings",
 ]

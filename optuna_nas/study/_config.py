@@ -38,6 +38,39 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class ObjectiveConfig:
+    """How :class:`~optuna_nas.ArchitectureObjective` runs each trial; stored with the study.
+
+    Every process that runs trials of the study (a resumed ``optuna-nas search``, each
+    ``optuna-nas worker``) builds its objective from these, so all trials are comparable.
+
+    Attributes:
+        seed: Seed of the data splits and of each trial's initialization.
+        inherit_weights: Start children of a sampler that records parents from the
+            parent's checkpoint.
+        inherit_lr_scale: Peak learning rate of an inherited child as a fraction of the
+            training rate; ``None`` for :data:`optuna_nas.training.INHERIT_LR_SCALE`.
+        inherit_partial: Also transfer tensors whose shape a mutation changed, in part.
+        save_checkpoints: Save each trial's weights in the artifact store.
+    """
+
+    seed: int = 0
+    inherit_weights: bool = False
+    inherit_lr_scale: float | None = None
+    inherit_partial: bool = True
+    save_checkpoints: bool = True
+
+    def __post_init__(self) -> None:
+        if self.inherit_weights and not self.save_checkpoints:
+            raise ValueError(
+                "inherit_weights reads the parents' checkpoints, which save_checkpoints=False "
+                "would not write (--inherit-weights with --no-checkpoints); drop one"
+            )
+        if self.inherit_lr_scale is not None and not self.inherit_lr_scale > 0:
+            raise ValueError(f"inherit_lr_scale must be positive, got {self.inherit_lr_scale!r}")
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     """Which data a study trains on; stored with the study.
 

@@ -42,6 +42,9 @@ class WorkerConfig:
         grace_period: Seconds without heartbeat after which a trial counts as lost.
         storage_retries: How many times in a row an unreachable storage is retried.
         retry_delay: First backoff delay in seconds; it doubles on each retry, up to 60 s.
+        plots_every: Least seconds between two refreshes of the dashboard's plots after
+            a trial (:class:`~optuna_nas.dashboard.PlotRefresher`); they are refreshed
+            when the worker stops, too.
     """
 
     storage: str
@@ -57,6 +60,7 @@ class WorkerConfig:
     grace_period: int = 30
     storage_retries: int = 5
     retry_delay: float = 1.0
+    plots_every: float = 60.0
 
     def __post_init__(self) -> None:
         if self.n_trials is not None and self.n_trials < 1:

@@ -20,7 +20,12 @@ from optuna.trial import TrialState
 from optuna_nas import _keys
 from optuna_nas._compat import heartbeat_enabled, stale_trial_retry_callback, study_storage
 from optuna_nas._storage import StorageError, mask_url, open_storage
-from optuna_nas.study import ArchitectureObjective, OOMRetryCallback, study_settings
+from optuna_nas.study import (
+    ArchitectureObjective,
+    OOMRetryCallback,
+    objective_settings,
+    study_settings,
+)
 from optuna_nas.study._retry import enqueue_retry, trials_counted
 from optuna_nas.workers._config import (
     EXIT_OK,
@@ -86,13 +91,17 @@ def run_worker(config: WorkerConfig, slot: WorkerSlot | None = None) -> int:
         training = dataclasses.replace(training, device="cpu")
     overrides = {"root": config.data_root} if config.data_root else {}
     dataset = dataset_config.load(**overrides)
-    stored_seed = study.user_attrs.get(_keys.STUDY_SAMPLER, {}).get("seed") or 0
+    settings = objective_settings(study)
     objective = ArchitectureObjective(
         space,
         dataset,
         training,
-        seed=int(stored_seed),
+        seed=settings.seed,
         artifact_store=artifact_store_for(study, config),
+        inherit_weights=settings.inherit_weights,
+        inherit_lr_scale=settings.inherit_lr_scale,
+        inherit_partial=settings.inherit_partial,
+        save_checkpoints=settings.save_checkpoints,
     )
     stop = StopSignals()
     on_main = threading.current_thread() is threading.main_thread()
@@ -146,9 +155,13 @@ def load_worker_study(
             )
     assert sampler_name is not None and pruner_name is not None
     seed = None if config.seed is None else config.seed + slot.index
+    # Stored arguments (--sampler-arg, --pruner-arg) go with the stored name only.
+    sampler_kwargs = stored_sampler.get("kwargs", {}) if config.sampler is None else {}
+    stored_pruner = attrs.get(_keys.STUDY_PRUNER, {})
+    pruner_kwargs = stored_pruner.get("kwargs", {}) if config.pruner is None else {}
     try:
-        sampler = samplers.create(sampler_name, seed=seed, space=space)
-        pruner = pruners.create(pruner_name, max_step=training.epochs - 1)
+        sampler = samplers.create(sampler_name, seed=seed, space=space, **sampler_kwargs)
+        pruner = pruners.create(pruner_name, max_step=training.epochs - 1, **pruner_kwargs)
     except ValueError as err:
         raise WorkerError(str(err)) from None
     return optuna.load_study(
@@ -201,6 +214,15 @@ class _WorkerLoop:
         self.parent = int(parent) if parent else None
 
     def run(self) -> int:
+        from optuna_nas.dashboard import PlotRefresher
+
+        self.plots = PlotRefresher(self.config.plots_every)
+        try:
+            return self._run()
+        finally:
+            self.plots.refresh(self.study)  # whatever stopped the worker
+
+    def _run(self) -> int:
         start = time.monotonic()
         failures = 0
         same, last_error = 0, ""
@@ -227,7 +249,7 @@ class _WorkerLoop:
                 self.study.optimize(
                     self._run_objective,
                     n_trials=1,
-                    callbacks=[OOMRetryCallback()],
+                    callbacks=[OOMRetryCallback(), self.plots],
                     gc_after_trial=True,
                 )
                 n_done += 1

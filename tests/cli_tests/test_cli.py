@@ -46,7 +46,7 @@ def test_search_best_and_train_best_end_to_end(tmp_path: Path) -> None:
     )
 
     best = subprocess.run(
-        [*_cli(), "best"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [*_cli(), "best", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert best.returncode == 0, best.stderr
     payload = json.loads(best.stdout)

@@ -100,7 +100,7 @@ def test_killed_worker_trial_is_failed_and_retried_once(
     name = f"kill-{uuid.uuid4().hex[:8]}"
     _study(url, name, epochs=15)
     log = tmp_path / "pool.log"
-    pool = _pool(url, name, log, "--jobs", "2", "--n-trials", "3")
+    pool = _pool(url, name, log, "--jobs", "2", "--total-trials", "3")
     try:
         running = _wait_for(url, name, lambda ts: len(_training(ts)) >= 1, pool)
         victim = _training(running)[0]
