@@ -220,7 +220,10 @@ def _resolve(args: argparse.Namespace, attrs: dict[str, Any] | None) -> dict[str
         given = getattr(args, name)
         settings[name] = given if given is not None else stored.get(name, default)
     settings["space_args"] = args.space_arg
-    settings["space_config"] = stored.get("space_config") if args.space_arg is None else None
+    same_space = settings["space"] == stored.get("space")
+    settings["space_config"] = (
+        stored.get("space_config") if args.space_arg is None and same_space else None
+    )
     # A name given without arguments drops the stored arguments of another name.
     for kind in ("sampler", "pruner"):
         items = getattr(args, f"{kind}_arg")

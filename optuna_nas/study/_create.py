@@ -88,12 +88,16 @@ def create_study(
     recorded: dict[str, dict[str, Any]] = {}
     if isinstance(sampler, str):
         extra = dict(sampler_kwargs or {})
-        recorded[_keys.STUDY_SAMPLER] = {"name": sampler, "seed": seed, "kwargs": extra}
+        recorded[_keys.STUDY_SAMPLER] = {"name": sampler, "seed": seed}
+        if extra:
+            recorded[_keys.STUDY_SAMPLER]["kwargs"] = extra
         run_seed = seed if seed is None or n_stored == 0 else resumed_seed(seed, n_stored)
         sampler = samplers.create(sampler, seed=run_seed, space=space, **extra)
     if isinstance(pruner, str):
         extra = dict(pruner_kwargs or {})
-        recorded[_keys.STUDY_PRUNER] = {"name": pruner, "kwargs": extra}
+        recorded[_keys.STUDY_PRUNER] = {"name": pruner}
+        if extra:
+            recorded[_keys.STUDY_PRUNER]["kwargs"] = extra
         pruner = pruners.create(pruner, max_step=training.epochs - 1, **extra)
     if objective is not None:
         recorded[_keys.STUDY_OBJECTIVE] = asdict(objective)

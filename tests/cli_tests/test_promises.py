@@ -23,8 +23,19 @@ from optuna_nas._storage import mask_url, redact
 from optuna_nas.cli import main
 from optuna_nas.study import objective_settings
 
-TINY = ["--dataset", "digits", "--epochs", "1", "--space-arg", "filters=[4,8]",
-        "--space-arg", "max_layers=2", "--no-progress", "--pruner", "none"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--epochs",
+    "1",
+    "--space-arg",
+    "filters=[4,8]",
+    "--space-arg",
+    "max_layers=2",
+    "--no-progress",
+    "--pruner",
+    "none",
+]
 
 
 def _cli() -> list[str]:
@@ -97,21 +108,55 @@ def test_resume_with_another_setting_is_refused_and_changes_nothing(
 def test_settings_that_do_not_change_values_may_differ(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["search", *TINY, "--n-trials", "1", "--study-name", "s"]) == 0
-    assert main(["search", "--study-name", "s", "--n-trials", "1", "--timeout", "100",
-                 "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--study-name",
+                "s",
+                "--n-trials",
+                "1",
+                "--timeout",
+                "100",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(_trials("sqlite:///optuna_nas.db", "s")) == 2
 
 
 def test_workers_train_as_the_search_stored(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["search", *TINY, "--n-trials", "1", "--study-name", "s", "--no-checkpoints",
-                 "--sampler", "evolution", "--sampler-arg", "population_size=2"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                *TINY,
+                "--n-trials",
+                "1",
+                "--study-name",
+                "s",
+                "--no-checkpoints",
+                "--sampler",
+                "evolution",
+                "--sampler-arg",
+                "population_size=2",
+            ]
+        )
+        == 0
+    )
     study = optuna.load_study(study_name="s", storage="sqlite:///optuna_nas.db")
     assert objective_settings(study).save_checkpoints is False
     assert study.user_attrs[_keys.STUDY_SAMPLER]["kwargs"] == {"population_size": 2}
     worker = subprocess.run(
         [*_cli(), "worker", "--study-name", "s", "--jobs", "1", "--total-trials", "2"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert worker.returncode == 0, worker.stderr
@@ -148,7 +193,9 @@ def test_an_unencoded_at_in_the_password_is_refused_without_echoing_it(capsys) -
 
 def test_a_short_password_does_not_garble_the_message() -> None:
     url = "postgresql+psycopg2://p:p@127.0.0.1:1/test"
-    assert redact("psycopg2 cannot reach p at port 1", url) == "psycopg2 cannot reach *** at port 1"
+    assert (
+        redact("psycopg2 cannot reach p at port 1", url) == "psycopg2 cannot reach *** at port 1"
+    )
 
 
 def test_an_unreachable_server_shows_no_password_in_any_form(tmp_path: Path, capsys) -> None:
@@ -188,8 +235,10 @@ def test_a_read_only_database_gives_one_line(tmp_path: Path, monkeypatch, capsys
     before = _snapshot("sqlite:///optuna_nas.db", "s")
     capsys.readouterr()
     url = f"sqlite:///file:{tmp_path / 'optuna_nas.db'}?mode=ro&uri=true"
-    assert main(["search", "--storage", url, "--study-name", "s", "--n-trials", "1",
-                 "--no-progress"]) == 2
+    assert (
+        main(["search", "--storage", url, "--study-name", "s", "--n-trials", "1", "--no-progress"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "read" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert _snapshot("sqlite:///optuna_nas.db", "s") == before
@@ -241,11 +290,21 @@ def test_a_killed_search_leaves_its_trial_to_be_failed_and_retried_once(
 ) -> None:
     url = request.getfixturevalue(f"{kind}_url")
     name = f"killed-{uuid.uuid4().hex[:8]}"
-    common = ["--storage", url, "--study-name", name, "--heartbeat-interval", "1",
-              "--grace-period", "2"]
+    common = [
+        "--storage",
+        url,
+        "--study-name",
+        name,
+        "--heartbeat-interval",
+        "1",
+        "--grace-period",
+        "2",
+    ]
     first = subprocess.Popen(
         [*_cli(), "search", *TINY[:2], "--epochs", "40", *TINY[4:], *common, "--n-trials", "5"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _running(url, name, first)
@@ -256,7 +315,10 @@ def test_a_killed_search_leaves_its_trial_to_be_failed_and_retried_once(
     time.sleep(3)  # its heartbeat runs out
     second = subprocess.run(
         [*_cli(), "search", *common, "--n-trials", "1", "--no-progress"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert second.returncode == 0, second.stderr
     trials = _trials(url, name)
@@ -271,9 +333,23 @@ def test_ctrl_c_fails_the_trial_as_interrupted_and_queues_it_once(tmp_path: Path
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     common = ["--storage", url, "--study-name", "s"]
     proc = subprocess.Popen(
-        [*_cli(), "search", *TINY[:2], "--epochs", "40", *TINY[4:], *common,
-         "--n-trials", "5", "--plots-every", "0"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            *_cli(),
+            "search",
+            *TINY[:2],
+            "--epochs",
+            "40",
+            *TINY[4:],
+            *common,
+            "--n-trials",
+            "5",
+            "--plots-every",
+            "0",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _running(url, "s", proc, n_complete=1)
     proc.send_signal(signal.SIGINT)
