@@ -141,6 +141,7 @@ def convert_nats_tss(
     Example:
         .. code-block:: python
 
+            # not run: needs the NATS-Bench release (about 2 GB unpacked)
             from optuna_nas.benchmarks import NASBench201, convert_nats_tss
 
             convert_nats_tss("~/.torch/NATS-tss-v1_0-3ffb9-simple", "/data/nb201")

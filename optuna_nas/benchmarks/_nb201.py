@@ -171,7 +171,8 @@ class NASBench201:
             import optuna
             from optuna_nas.benchmarks import NASBench201
 
-            bench = NASBench201("cifar10", root="/data/nb201", protocol="A")
+            # The tables' folder: root=..., or OPTUNA_NAS_NB201_DIR as here.
+            bench = NASBench201("cifar10", protocol="A")
             study = optuna.create_study(direction="maximize")
             study.optimize(bench, n_trials=50)
             best = study.best_trial

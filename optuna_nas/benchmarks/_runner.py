@@ -120,7 +120,8 @@ def run_nb201(
 
             from optuna_nas.benchmarks import run_nb201
 
-            result = run_nb201("tpe", seed=0, protocol="A", root="/data/nb201")
+            # The tables' folder: root=..., or OPTUNA_NAS_NB201_DIR as here.
+            result = run_nb201("tpe", seed=0, protocol="A")
             print(result.test_acc, result.n_queries, result.sampler_ms_per_trial)
     """
     if not budget_seconds > 0 or n_queries < 1:

@@ -213,9 +213,16 @@ class PlotRefresher:
     Example:
         .. code-block:: python
 
+            import optuna
+            from optuna_nas import ArchitectureObjective, data, spaces
+            from optuna_nas.dashboard import PlotRefresher
+
+            space = spaces.create("chain", max_layers=2)
+            objective = ArchitectureObjective(space, data.load("digits"))
+            study = optuna.create_study(direction="maximize")
             refresher = PlotRefresher(every_seconds=60)
             try:
-                study.optimize(objective, n_trials=50, callbacks=[refresher])
+                study.optimize(objective, n_trials=2, callbacks=[refresher])
             finally:
                 refresher.refresh(study)
     """

@@ -30,7 +30,13 @@ class OOMRetryCallback:
     Example:
         .. code-block:: python
 
-            study.optimize(objective, n_trials=20, callbacks=[OOMRetryCallback()])
+            import optuna
+            from optuna_nas import ArchitectureObjective, OOMRetryCallback, data, spaces
+
+            space = spaces.create("chain", max_layers=2)
+            objective = ArchitectureObjective(space, data.load("digits"))
+            study = optuna.create_study(direction="maximize")
+            study.optimize(objective, n_trials=2, callbacks=[OOMRetryCallback()])
     """
 
     def __init__(self, factor: float = 0.5) -> None:

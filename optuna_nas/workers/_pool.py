@@ -50,6 +50,7 @@ class WorkerPool:
     Example:
         .. code-block:: python
 
+            # not run: needs two GPUs and a PostgreSQL server named db
             from optuna_nas import WorkerConfig, WorkerPool, plan_slots
 
             config = WorkerConfig("postgresql://nas@db/nas", "chain-mnist1d", n_trials=200)
