@@ -28,9 +28,10 @@ STUDY_OBJECTIVE = "optuna_nas:objective"
 """The :class:`~optuna_nas.study.ObjectiveConfig` as a dict (seed, weight inheritance,
 checkpoints), which every process running trials of the study uses."""
 STUDY_SAMPLER = "optuna_nas:sampler"
-"""``{"name": ..., "seed": ...}``: the sampler a worker rebuilds."""
+"""``{"name": ..., "seed": ..., "kwargs": {...}}``: the sampler a worker rebuilds (``kwargs``
+only when given)."""
 STUDY_PRUNER = "optuna_nas:pruner"
-"""``{"name": ...}``: the pruner a worker rebuilds."""
+"""``{"name": ..., "kwargs": {...}}``: the pruner a worker rebuilds."""
 STUDY_ARTIFACT_DIR = "optuna_nas:artifact_dir"
 """Absolute path of the study's artifact folder (drawings, checkpoints)."""
 STUDY_RANK_CORRELATION = "optuna_nas:rank_correlation"
