@@ -326,8 +326,28 @@ def run(args: argparse.Namespace) -> int:
         )
         # Built here to refuse bad names and arguments before the storage is written;
         # create_study builds them again from the names, which it stores for workers.
-        samplers.create(settings["sampler"], seed=settings["seed"], space=space, **sampler_kwargs)
-        pruners.create(settings["pruner"], max_step=settings["epochs"] - 1, **pruner_kwargs)
+        for kind, build in (
+            (
+                "sampler",
+                lambda: samplers.create(
+                    settings["sampler"], seed=settings["seed"], space=space, **sampler_kwargs
+                ),
+            ),
+            (
+                "pruner",
+                lambda: pruners.create(
+                    settings["pruner"], max_step=settings["epochs"] - 1, **pruner_kwargs
+                ),
+            ),
+        ):
+            try:
+                build()
+            except TypeError as err:  # a value of the wrong type reached the constructor
+                raise ValueError(
+                    f"--{kind}-arg: a value has the wrong type for {kind} "
+                    f"{settings[kind]!r} ({err}); values are read as JSON, so write numbers "
+                    "bare (n=5, rate=0.1), booleans as true/false and text in quotes"
+                ) from None
         select_device(args.device)
         training = TrainingConfig(
             epochs=settings["epochs"],
