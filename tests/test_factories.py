@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import optuna
 import pytest
 
@@ -67,3 +69,19 @@ def test_one_sampler_registry_holds_ours_and_optunas_baselines() -> None:
     assert {"tpe", "optuna-random", "optuna-gp", "optuna-cmaes"} <= set(names)
     assert isinstance(samplers.create("optuna-gp", seed=0), optuna.samplers.GPSampler)
     assert isinstance(samplers.create("optuna-cmaes", seed=0), optuna.samplers.CmaEsSampler)
+
+
+@pytest.mark.parametrize(
+    ("create", "name", "kwargs", "needle"),
+    [
+        ("spaces", "chain", {"max_layers": "abc"}, "max_layers must be int, got 'abc' (str)"),
+        ("spaces", "chain", {"filters": [4, "x"]}, "filters must be Sequence[int]"),
+        ("samplers", "evolution", {"population_size": 2.5}, "population_size must be int"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_the_expected_type(create, name, kwargs, needle):
+    import importlib
+
+    factory = importlib.import_module(f"optuna_nas.{create}").create
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        factory(name, **kwargs)

@@ -83,3 +83,69 @@ def check_arguments(
         raise ValueError(
             f"invalid argument for {what}: {err}; its arguments are: {', '.join(names) or 'none'}"
         ) from None
+    _check_types(factory, kwargs, what)
+
+
+_SIMPLE: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "bool": bool,
+    "str": str,
+}
+
+
+def _check_types(factory: Any, kwargs: Mapping[str, Any], what: str) -> None:
+    """Refuses a value whose type plainly contradicts the parameter's annotation.
+
+    Only simple annotations are checked (``int``, ``float``, ``bool``, ``str``, a union of
+    them with ``None``, and ``list``/``Sequence`` of them); anything else is left to the
+    constructor.
+    """
+    signature = inspect.signature(factory)
+    for key, value in kwargs.items():
+        param = signature.parameters.get(key)
+        if param is None or not isinstance(param.annotation, str):
+            continue
+        expected = _expected(param.annotation)
+        if expected is None or _matches(value, expected):
+            continue
+        raise ValueError(
+            f"invalid argument for {what}: {key} must be {param.annotation}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+
+
+def _expected(annotation: str) -> list[tuple[str, str | None]] | None:
+    """``annotation`` as (kind, item kind) alternatives, or ``None`` if not simple."""
+    alternatives: list[tuple[str, str | None]] = []
+    for part in (p.strip() for p in annotation.split("|")):
+        if part == "None":
+            alternatives.append(("None", None))
+        elif part in _SIMPLE:
+            alternatives.append((part, None))
+        elif part.startswith(("list[", "Sequence[")) and part.endswith("]"):
+            item = part[part.index("[") + 1 : -1].strip()
+            if item not in _SIMPLE:
+                return None
+            alternatives.append(("list", item))
+        else:
+            return None
+    return alternatives
+
+
+def _matches(value: Any, expected: list[tuple[str, str | None]]) -> bool:
+    for kind, item in expected:
+        if kind == "None" and value is None:
+            return True
+        if kind == "list" and isinstance(value, (list, tuple)) and item is not None:
+            if all(_is(v, item) for v in value):
+                return True
+        elif kind not in ("None", "list") and _is(value, kind):
+            return True
+    return False
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind in ("int", "float") and isinstance(value, bool):
+        return False  # True is an int to Python, not to a user
+    return isinstance(value, _SIMPLE[kind])
