@@ -440,14 +440,14 @@ def run(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         _fail_interrupted(study, current[-1] if current else None)
-        plots.refresh(study)
         print(
             "optuna-nas: interrupted; finished trials are saved and the interrupted trial "
             "will run again at the next search or worker",
             file=sys.stderr,
         )
         return 130
-    plots.refresh(study)
+    finally:
+        plots.refresh(study)  # however the search stopped
     try:
         best = best_trial(study)
     except ValueError:
