@@ -301,7 +301,7 @@ def test_a_killed_search_leaves_its_trial_to_be_failed_and_retried_once(
         "2",
     ]
     first = subprocess.Popen(
-        [*_cli(), "search", *TINY[:2], "--epochs", "40", *TINY[4:], *common, "--n-trials", "5"],
+        [*_cli(), "search", *TINY[:2], "--epochs", "100", *TINY[4:], *common, "--n-trials", "50"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -338,11 +338,11 @@ def test_ctrl_c_fails_the_trial_as_interrupted_and_queues_it_once(tmp_path: Path
             "search",
             *TINY[:2],
             "--epochs",
-            "40",
+            "150",
             *TINY[4:],
             *common,
             "--n-trials",
-            "5",
+            "50",
             "--plots-every",
             "0",
         ],
