@@ -353,7 +353,7 @@ def test_ctrl_c_fails_the_trial_as_interrupted_and_queues_it_once(tmp_path: Path
     )
     _running(url, "s", proc, n_complete=1)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     trials = _trials(url, "s")
