@@ -419,8 +419,12 @@ def run(args: argparse.Namespace) -> int:
     plots = PlotRefresher(every_seconds=args.plots_every)
     current: list[int] = []
 
+    interrupt = _DeferredInterrupt()
+    study.pruner = _InterruptingPruner(study.pruner, interrupt)  # type: ignore[assignment]
+
     def tracked(trial: optuna.Trial) -> float:
         current.append(trial.number)
+        interrupt.in_trial = True
         try:
             return objective(trial)
         except KeyboardInterrupt:
@@ -429,8 +433,11 @@ def run(args: argparse.Namespace) -> int:
             trial.set_user_attr(_keys.FAIL_REASON, "interrupted")
             optuna.logging.set_verbosity(optuna.logging.ERROR)
             raise
+        finally:
+            interrupt.in_trial = False
 
     try:
+        interrupt.install()
         study.optimize(
             tracked,
             n_trials=args.n_trials,
@@ -447,6 +454,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     finally:
+        interrupt.uninstall()
         plots.refresh(study)  # however the search stopped
     try:
         best = best_trial(study)
@@ -480,3 +488,49 @@ def _fail_interrupted(study: Any, number: int | None) -> None:
     if trial is None or trial.state != TrialState.FAIL:
         return
     enqueue_retry(study, trial, "interrupted")
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during a trial takes effect at the trial's next pruning check (after an
+    epoch), not in the middle of a storage write; a second Ctrl-C, or one between trials,
+    interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.in_trial = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested or not self.in_trial:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+class _InterruptingPruner:
+    """Wraps the study's pruner: raises the deferred Ctrl-C at a pruning check."""
+
+    def __init__(self, pruner: Any, interrupt: _DeferredInterrupt) -> None:
+        self._pruner = pruner
+        self._interrupt = interrupt
+
+    def prune(self, study: Any, trial: Any) -> bool:
+        if self._interrupt.requested:
+            raise KeyboardInterrupt
+        return bool(self._pruner.prune(study, trial))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pruner, name)
