@@ -27,6 +27,7 @@ from optuna_nas.cli._common import (
     print_best,
     resolve_artifact_dir,
 )
+from optuna_nas.cli._interrupt import DeferredInterrupt, InterruptingPruner, fail_interrupted
 
 # Options that change a trial's value, with their defaults for a new study. A resumed
 # study supplies what is not given (see _resolve).
@@ -419,8 +420,8 @@ def run(args: argparse.Namespace) -> int:
     plots = PlotRefresher(every_seconds=args.plots_every)
     current: list[int] = []
 
-    interrupt = _DeferredInterrupt()
-    study.pruner = _InterruptingPruner(study.pruner, interrupt)  # type: ignore[assignment]
+    interrupt = DeferredInterrupt()
+    study.pruner = InterruptingPruner(study.pruner, interrupt)  # type: ignore[assignment]
 
     def tracked(trial: optuna.Trial) -> float:
         current.append(trial.number)
@@ -446,7 +447,7 @@ def run(args: argparse.Namespace) -> int:
             callbacks=[OOMRetryCallback(), plots],
         )
     except KeyboardInterrupt:
-        _fail_interrupted(study, current[-1] if current else None)
+        fail_interrupted(study, current[-1] if current else None)
         print(
             "optuna-nas: interrupted; finished trials are saved and the interrupted trial "
             "will run again at the next search or worker",
@@ -474,63 +475,3 @@ def _existing_attrs(storage: Any, study_name: str) -> dict[str, Any] | None:
     except KeyError:
         return None
     return dict(storage.get_study_user_attrs(study_id))
-
-
-def _fail_interrupted(study: Any, number: int | None) -> None:
-    """Queues the interrupted trial once more, if it failed (``tracked`` said why)."""
-    from optuna.trial import TrialState
-
-    from optuna_nas.study import enqueue_retry
-
-    if number is None:
-        return
-    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
-    if trial is None or trial.state != TrialState.FAIL:
-        return
-    enqueue_retry(study, trial, "interrupted")
-
-
-class _DeferredInterrupt:
-    """Ctrl-C during a trial takes effect at the trial's next pruning check (after an
-    epoch), not in the middle of a storage write; a second Ctrl-C, or one between trials,
-    interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.in_trial = False
-        self._previous: Any = None
-
-    def install(self) -> None:
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def uninstall(self) -> None:
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested or not self.in_trial:
-            raise KeyboardInterrupt
-        self.requested = True
-
-
-class _InterruptingPruner:
-    """Wraps the study's pruner: raises the deferred Ctrl-C at a pruning check."""
-
-    def __init__(self, pruner: Any, interrupt: _DeferredInterrupt) -> None:
-        self._pruner = pruner
-        self._interrupt = interrupt
-
-    def prune(self, study: Any, trial: Any) -> bool:
-        if self._interrupt.requested:
-            raise KeyboardInterrupt
-        return bool(self._pruner.prune(study, trial))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pruner, name)
