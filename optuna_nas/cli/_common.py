@@ -120,13 +120,6 @@ def resolve_artifact_dir(
     return given
 
 
-def save_dashboard_plots(study: Any) -> None:
-    """Saves the dashboard's custom plots, or says why it cannot (once per process)."""
-    from optuna_nas.dashboard import PlotRefresher
-
-    PlotRefresher().refresh(study)
-
-
 def explain_no_best(study: Any) -> str:
     """Why a study has no best trial: none ran, or all N failed and the commonest reason."""
     from collections import Counter

@@ -237,11 +237,7 @@ def _resolve(args: argparse.Namespace, attrs: dict[str, Any] | None) -> dict[str
 
 def _check_combinations(settings: dict[str, Any]) -> None:
     """Refuses flags that would have no effect, and combinations that cannot work."""
-    if settings["inherit_weights"] and settings["no_checkpoints"]:
-        raise ValueError(
-            "--inherit-weights reads the parents' checkpoints, which --no-checkpoints "
-            "would not write; drop one of the two"
-        )
+    # --inherit-weights with --no-checkpoints: ObjectiveConfig refuses it.
     if not settings["inherit_weights"]:
         for option, value in (
             ("--inherit-lr-scale", settings["inherit_lr_scale"]),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +24,9 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from optuna_nas._compat import enqueued_params, study_id, study_storage, study_trials
-from optuna_nas.samplers._architecture import Canonicalizer
+from optuna_nas.samplers._architecture import ArchitectureSampler, Canonicalizer
 from optuna_nas.samplers._genome import genome_key, sample_value
-from optuna_nas.samplers._planned import PENDING_STATES, PlannedSampler
+from optuna_nas.samplers._planned import PENDING_STATES
 from optuna_nas.spaces._base import SearchSpace
 
 _logger = logging.getLogger(__name__)
@@ -180,7 +179,7 @@ class _StudyIndex:
     too_large: bool = False
 
 
-class DeduplicatingRandomSampler(PlannedSampler):
+class DeduplicatingRandomSampler(ArchitectureSampler):
     """Random search that never proposes an assignment the study already holds.
 
     Every trial of the study counts, in any state: finished, failed, running and waiting
@@ -268,20 +267,14 @@ class DeduplicatingRandomSampler(PlannedSampler):
         for name, value in (("max_tries", max_tries), ("max_enumeration", max_enumeration)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        super().__init__(seed=seed)
-        self._space = space
+        super().__init__(seed, space=space, canonicalize=canonicalize)
+        # Without a canonicalizer, an architecture is its active parameters.
         self._canonicalize: Canonicalizer = canonicalize or genome_key
         self._feasible = feasible
         self._feasible_memo: dict[Hashable, bool] = {}
         self._max_tries = max_tries
         self._max_enumeration = max_enumeration
         self._index: _StudyIndex | None = None
-        self._lock = threading.Lock()
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        # One plan at a time, so threads of one process see each other's plans in storage.
-        with self._lock:
-            super().before_trial(study, trial)
 
     def make_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
         index, pending = self._read(study, trial)
@@ -323,7 +316,7 @@ class DeduplicatingRandomSampler(PlannedSampler):
                 continue
             index.folded.add(other.number)
             if self._space is not None:
-                key = self._key(genome)
+                key = self._active_key(genome)
                 if key is not None:
                     index.keys.add(key)
             elif other.params:
@@ -336,7 +329,7 @@ class DeduplicatingRandomSampler(PlannedSampler):
             index.watermark += 1
         return index, pending
 
-    def _key(self, genome: Mapping[str, Any]) -> Hashable | None:
+    def _active_key(self, genome: Mapping[str, Any]) -> Hashable | None:
         assert self._space is not None
         try:
             active = self._space.from_params(genome).param_dict

@@ -212,9 +212,7 @@ def check_resume(
             )
     stored_options = dict((study.user_attrs.get(_keys.STUDY_DATASET) or {}).get("options", {}))
     given_options = dict(dataset.options)
-    for key in sorted(set(stored_options) | set(given_options) - {"root"}):
-        if key == "root":
-            continue
+    for key in sorted((set(stored_options) | set(given_options)) - {"root"}):
         if stored_options.get(key) != given_options.get(key):
             option = "--seed" if key == "seed" else f"dataset option {key}"
             raise ValueError(
