@@ -162,21 +162,45 @@ class ArchitectureSampler(PlannedSampler):
         return architecture_key(genome, self._space, self._canonicalize)
 
     def _complete(
-        self, plan: dict[str, Any], distributions: Mapping[str, BaseDistribution]
+        self,
+        plan: dict[str, Any],
+        distributions: Mapping[str, BaseDistribution],
+        taken: TakenArchitectures | None = None,
+        tries: int = 20,
     ) -> dict[str, Any]:
-        """``plan`` with a random value for each decision of ``distributions`` it lacks.
+        """``plan`` with a random value for each decision of ``distributions`` it lacks,
+        redrawn (up to ``tries`` times) while the result repeats a trial of ``taken``.
 
         Without a space, a sampler does not know which decisions a changed plan activates;
         giving it every decision the study has seen makes the plan a whole architecture, so
         :class:`TakenArchitectures` can tell for sure whether it repeats a trial. With a
         space, decisions are completed when the objective asks for them, as before.
         """
-        if self._space is not None:
+        missing = [n for n in distributions if n not in plan]
+        if self._space is not None or not missing:
             return plan
-        for name, dist in distributions.items():
-            if name not in plan:
-                plan[name] = sample_value(dist, self._rng)
-        return plan
+        for _ in range(tries):
+            complete = {**plan, **{n: sample_value(distributions[n], self._rng) for n in missing}}
+            if taken is None or complete not in taken:
+                break
+        return complete
+
+    def _random_plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        """A random architecture no trial holds, over the decisions the study has seen,
+        for the trials a sampler draws at random (before its model or population exists).
+
+        ``None`` with a space (the objective's own draws are kept, as before) or before any
+        trial has finished (nothing is known to draw from yet).
+        """
+        if self._space is not None:
+            return None
+        seen: dict[str, BaseDistribution] = {}
+        for other in study_trials(study, use_cache=True):
+            if other.state in HELD_STATES:
+                seen.update(other.distributions)
+        if not seen:
+            return None
+        return self._complete({}, seen, self._taken(study, trial))
 
     def _taken(
         self, study: Study, trial: FrozenTrial, *, finished: bool = True

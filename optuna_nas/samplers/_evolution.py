@@ -241,7 +241,7 @@ class RegularizedEvolutionSampler(ArchitectureSampler):
             ((t, trial_score(study, t)) for t in newest_first), self._population_size
         )
         if len(population) < self._population_size:
-            return None
+            return self._random_plan(study, trial)
         scores = [score for _, score in population]
 
         taken = self._taken(study, trial, finished=self._skip_evaluated)
@@ -251,7 +251,7 @@ class RegularizedEvolutionSampler(ArchitectureSampler):
             # One more changed decision for each round of retries that found only repeats.
             n_mutations = self._n_mutations + attempt // _DUPLICATE_RETRIES
             child = mutate(parent.params, parent.distributions, self._rng, n_mutations)
-            child = self._complete(child, seen)
+            child = self._complete(child, seen, taken)
             if child not in taken:
                 break
         study_storage(study).set_trial_system_attr(trial_id(trial), PARENT_ATTR, parent.number)

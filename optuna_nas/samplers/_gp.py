@@ -360,7 +360,7 @@ class ConditionalGPSampler(ArchitectureSampler):
             return self._best_enumerated(score_X, encoding, set(excluded), centers)
 
         space = self._space
-        return _gp_model.search_candidates(
+        plan = _gp_model.search_candidates(
             score,
             incumbents=[observed[i].params for i in incumbents],
             templates=[t.params for t in observed],
@@ -374,6 +374,7 @@ class ConditionalGPSampler(ArchitectureSampler):
             n_rounds=self._n_rounds,
             key=None if self._canonicalize is None else self._canonicalize,
         )
+        return plan
 
     def _enumerate(self) -> list[dict[str, Any]]:
         """Every architecture of ``space`` when it has at most ``max_exhaustive_candidates``,

@@ -627,22 +627,33 @@ def search_candidates(
     dedup = _Dedup(excluded, exact=complete is not None, key=key)
     seen: set[GenomeKey] = set()
     pool: list[Genome] = []
+    plans: list[Genome] = []  # pool[i] with every other known decision drawn too
     values: list[float] = []
 
     def add(candidates: list[Genome]) -> None:
-        fresh = []
+        fresh, fresh_plans = [], []
         for genome in candidates:
             if complete is not None:
                 genome = complete(rng, genome)
+                plan = genome
             else:
                 genome = _extend_from_history(genome, templates, distributions, rng)
-            key = genome_key(genome)
-            if key in seen or genome in dedup:
+                # What the trials do not tell is drawn here rather than by the objective,
+                # so the repeat test sees the whole architecture; the model scores the
+                # candidate as the trials' activity patterns describe it.
+                plan = dict(genome)
+                for name, dist in distributions.items():
+                    if name not in plan:
+                        plan[name] = sample_value(dist, rng)
+            key = genome_key(plan)
+            if key in seen or plan in dedup:
                 continue
             seen.add(key)
             fresh.append(genome)
+            fresh_plans.append(plan)
         if fresh:
             pool.extend(fresh)
+            plans.extend(fresh_plans)
             values.extend(-math.inf if math.isnan(v) else float(v) for v in score(fresh))
 
     def neighbours(parent: Mapping[str, Any]) -> list[Genome]:
@@ -674,4 +685,4 @@ def search_candidates(
             break
     if not pool:
         return None
-    return pool[int(np.argmax(values))]
+    return plans[int(np.argmax(values))]
