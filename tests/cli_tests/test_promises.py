@@ -326,7 +326,9 @@ def test_a_killed_search_leaves_its_trial_to_be_failed_and_retried_once(
     assert trials[killed.number].state == TrialState.FAIL
     retries = [t for t in trials if retried_trial_number(t) == killed.number]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
-    assert retries[0].params == killed.params
+    # Killed mid-suggest, the trial may hold only its first parameters; the retry keeps
+    # every one of them.
+    assert killed.params.items() <= retries[0].params.items()
 
 
 def test_ctrl_c_fails_the_trial_as_interrupted_and_queues_it_once(tmp_path: Path) -> None:
