@@ -15,12 +15,11 @@ import optuna
 from optuna_nas.pruners._fidelity import RANK_CORRELATION_ATTR, LowFidelityPruner, RungCorrelation
 from optuna_nas.pruners._lce import LearningCurvePruner
 from optuna_nas.pruners._objective import ObjectivePruner
+from optuna_nas.pruners._rank import RankPruner
 from optuna_nas.spaces._registry import check_arguments
 
 
 def _median(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
-    kwargs.setdefault("n_startup_trials", 5)
-    kwargs.setdefault("n_warmup_steps", max(1, (max_step or 10) // 4))
     return optuna.pruners.MedianPruner(**kwargs)
 
 
@@ -47,6 +46,10 @@ def _fidelity(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.Base
     return LowFidelityPruner(max_step=max_step, **kwargs)
 
 
+def _rank(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
+    return RankPruner(**kwargs)
+
+
 def _none(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner(**kwargs)
 
@@ -57,6 +60,7 @@ _TARGETS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "lce": LearningCurvePruner,
     "median": optuna.pruners.MedianPruner,
     "none": optuna.pruners.NopPruner,
+    "rank": RankPruner,
     "sha": optuna.pruners.SuccessiveHalvingPruner,
 }
 """The class behind each built-in name, whose signature the keyword arguments must fit
@@ -68,6 +72,7 @@ _FACTORIES: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "lce": _lce,
     "median": _median,
     "none": _none,
+    "rank": _rank,
     "sha": _sha,
 }
 
@@ -87,9 +92,11 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
     """Creates a pruner by name.
 
     Args:
-        name: ``median`` (Optuna's MedianPruner, 5 startup trials, warm-up of a quarter of
-            ``max_step``), ``sha`` (SuccessiveHalvingPruner), ``hyperband`` (HyperbandPruner
-            with ``max_resource=max_step``), ``lce`` (:class:`LearningCurvePruner`, which
+        name: ``rank`` (:class:`RankPruner`, the rank among every trial at the same step
+            and the median of the completed ones; the CLI's default), ``median``
+            (Optuna's MedianPruner at Optuna's defaults), ``sha``
+            (SuccessiveHalvingPruner), ``hyperband`` (HyperbandPruner with
+            ``max_resource=max_step``), ``lce`` (:class:`LearningCurvePruner`, which
             extrapolates each learning curve to ``max_step``; ``max_step`` is required),
             ``fidelity`` (:class:`LowFidelityPruner`, asynchronous successive halving
             after ``1, eta, eta**2, ...`` epochs, pruning only at rungs whose rank
@@ -118,6 +125,7 @@ __all__ = [
     "LearningCurvePruner",
     "LowFidelityPruner",
     "ObjectivePruner",
+    "RankPruner",
     "RungCorrelation",
     "available",
     "create",
