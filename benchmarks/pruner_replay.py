@@ -1,40 +1,47 @@
-"""Pruners replayed on real learning curves: what they save and what they lose.
+"""Pruners replayed on real learning curves, beside Optuna's pruners as their users run them.
 
-Two sets of curves:
+The curves come from the project's own scripts, one *source* per model family, dataset
+and training recipe (``--bank`` files):
 
-* ``bank``: the epoch-wise validation curves of ``benchmarks/data/curve_bank.csv``
-  (``benchmarks/curve_bank.py``: architectures of three spaces trained for 30 epochs on
-  MNIST-1D and digits), one set per dataset. A replay is a random draw of
-  ``--n-trials`` architectures in random order; ``--n-replays`` replays per dataset.
-* ``lcdb``: LCDB 1.0 sample-wise curves (``--lcdb DIR``, e.g.
-  ``/work/shared/benchmarks/curves``; read in place, never copied). The fidelity is the
-  training-set size: step ``k`` is the ``k``-th anchor and costs ``size_train``. A replay is
-  one OpenML dataset, its learners in random order; only learners whose curve reaches the
-  dataset's largest anchor count, and datasets with at least 8 such learners and 10
-  anchors.
+* ``mnist1d``, ``digits``: ``benchmarks/data/curve_bank.csv`` (``benchmarks/curve_bank.py``;
+  three spaces, AdamW with a cosine schedule, 30 epochs);
+* ``mnist1d-sgd``, ``digits-nb201``, ``tabular-mlp``: ``benchmarks/data/curve_bank_recipes*.csv``
+  (``benchmarks/curve_recipes.py``; SGD, Adam or RMSprop, a learning rate drawn over
+  three to four decades, constant, cosine or step schedules, diverging runs included).
 
-Every replay runs, on the same order, each pruner in a real single-worker Optuna study
-with in-memory storage (:func:`optuna_nas.benchmarks.replay_study`): ours, ``lce`` and
-``fidelity`` (when :func:`optuna_nas.pruners.available` has it; ``lce-untuned`` is the
-learning-curve pruner with its defaults before they were tuned on the MNIST-1D bank:
-``min_steps=max(5, (max_step + 1) // 5)``, no threshold ramp, no calibration), Optuna's
-``MedianPruner``, ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` as
-:func:`optuna_nas.pruners.create` builds them, and no pruning; plus the baseline that
-trains every trial one step and finishes only the top ``--top-k`` fraction.
+A replay runs every curve of a source once, in a random order, as the trials of a real
+single-worker Optuna study with in-memory storage
+(:func:`optuna_nas.benchmarks.replay_study`), once per pruner; ``--n-replays`` orders per
+source, the same orders for every pruner. Each pruner is one point: the fraction of
+epochs saved, and how often the best is kept (the picked trial's final value is within
+0.1 percentage point of what the same order picks without pruning).
 
-Metrics, against the same order without pruning: fraction of steps (epochs) saved, of
-step cost saved (LCDB: training examples), how often the unpruned pick was pruned, the
-regret of the picked trial's final validation accuracy in percentage points (mean and
-worst), how often the pick's final accuracy is unchanged, and the pick's test accuracy
-minus the unpruned pick's.
+The pruners:
 
-For the low-fidelity pruner every prune is checked against the rung correlations it
-publishes in the study's user attributes at that moment.
+* Optuna's, as their users run them: ``MedianPruner``, ``PercentilePruner(25)``,
+  ``SuccessiveHalvingPruner``, ``HyperbandPruner`` and ``PatientPruner`` around
+  ``MedianPruner``, each at its defaults and on a small grid of its main knob
+  (:func:`optuna_grid`);
+* ours: ``rank`` (:class:`optuna_nas.pruners.RankPruner`) on a grid of its
+  ``top_fraction``, and ``lce`` and ``fidelity`` at their defaults.
+
+**Leave one source out.** For every source, the ``top_fraction`` of ``rank`` is chosen on
+the *other* sources (the most epochs saved among the values that keep the best in at
+least 95% of the replays of every other source) and reported on the held-out source.
+The choice on all sources is the shipped default.
+
+**Metric scales.** Every replay of the default ``rank`` and of ``lce`` is run again on a
+percent copy (values times 100) and an error copy (one minus the value, minimised) of
+the curves, and the script counts the replays whose decisions (the steps each trial ran)
+are identical to those on the ``[0, 1]`` copy.
+
+The LCDB curves (``--lcdb``) stay the sample-wise case: step ``k`` is the ``k``-th anchor
+and costs the training-set size; one replay per OpenML dataset.
 
 Usage::
 
-    python benchmarks/pruner_replay.py --bank benchmarks/data/curve_bank.csv \\
-        --lcdb /work/shared/benchmarks/curves --output benchmarks/results/pruner_replay.md
+    python benchmarks/pruner_replay.py --jobs 2 \\
+        --output benchmarks/results/pruner_replay.md --plot benchmarks/results/pruner_frontier.png
 """
 
 from __future__ import annotations
@@ -54,7 +61,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import asdict  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from dataclasses import asdict, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -64,37 +72,94 @@ import optuna  # noqa: E402
 from optuna_nas import pruners  # noqa: E402
 from optuna_nas.benchmarks import (  # noqa: E402
     Curve,
-    MethodSummary,
     ReplayResult,
     random_orders,
     rank_correlation_before,
+    replay_study,
     run_methods,
     summarize_scores,
 )
 
 PrunerFactory = Callable[[int], optuna.pruners.BasePruner]
 
-METHOD_LABELS = {
-    "lce": "ours: lce (LearningCurvePruner)",
-    "lce-untuned": "ours: lce, defaults before tuning",
-    "fidelity": "ours: fidelity (LowFidelityPruner)",
-    "median": "Optuna MedianPruner",
-    "sha": "Optuna SuccessiveHalvingPruner",
-    "hyperband": "Optuna HyperbandPruner",
-    "none": "no pruning",
-}
+KEPT = 0.95
+"""Best kept in at least this fraction of replays: the issue's target, and the bar a
+``top_fraction`` must clear on every training source to be chosen."""
+
+RANK_GRID = tuple((q, p) for p in (50.0, 75.0) for q in (0.02, 0.03, 0.05, 0.1))
+"""``(top_fraction, completed_percentile)`` of :class:`~optuna_nas.pruners.RankPruner` tried."""
+
+DEFAULT_RANK = "ours: rank (defaults)"
 
 
-def load_bank(path: Path) -> dict[str, list[Curve]]:
-    """Curves of the bank CSV grouped by dataset."""
-    out: dict[str, list[Curve]] = defaultdict(list)
-    with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            values = tuple(float(v) for v in row["valid"].split())
-            out[row["dataset"]].append(
-                Curve(values, test=float(row["test_acc"]), name=f"{row['space']}#{row['index']}")
+def optuna_grid() -> dict[str, PrunerFactory]:
+    """Optuna's pruners at their defaults and on a small grid of each one's main knob."""
+    P = optuna.pruners
+    grid: dict[str, PrunerFactory] = {"Optuna: none": lambda m: P.NopPruner()}
+    grid["Optuna: Median (defaults)"] = lambda m: P.MedianPruner()
+    for w in (1, 3, 5, 10):
+        grid[f"Optuna: Median warmup={w}"] = lambda m, w=w: P.MedianPruner(n_warmup_steps=w)
+    for w in (0, 3, 5):
+        grid[f"Optuna: Percentile(25) warmup={w}"] = lambda m, w=w: P.PercentilePruner(
+            25.0, n_warmup_steps=w
+        )
+    grid["Optuna: SHA (defaults)"] = lambda m: P.SuccessiveHalvingPruner()
+    for r in (1, 3):
+        for eta in (2, 3, 4):
+            grid[f"Optuna: SHA min_resource={r} eta={eta}"] = lambda m, r=r, eta=eta: (
+                P.SuccessiveHalvingPruner(min_resource=r, reduction_factor=eta)
             )
+    grid["Optuna: Hyperband (defaults)"] = lambda m: P.HyperbandPruner()
+    for r in (3, 5):
+        grid[f"Optuna: Hyperband min_resource={r}"] = lambda m, r=r: P.HyperbandPruner(
+            min_resource=r
+        )
+    for patience in (1, 3, 5):
+        grid[f"Optuna: Patient(Median) patience={patience}"] = lambda m, p=patience: (
+            P.PatientPruner(P.MedianPruner(), patience=p)
+        )
+    return grid
+
+
+def ours_grid(slow: bool) -> dict[str, PrunerFactory]:
+    """``rank`` on :data:`RANK_GRID` and at its defaults; ``lce`` and ``fidelity`` if
+    ``slow`` (they fit curves and take much longer)."""
+    grid: dict[str, PrunerFactory] = {DEFAULT_RANK: lambda m: pruners.RankPruner()}
+    for q, p in RANK_GRID:
+        grid[_rank_label(q, p)] = lambda m, q=q, p=p: pruners.RankPruner(
+            top_fraction=q, completed_percentile=p
+        )
+    if slow:
+        grid["ours: lce (defaults)"] = lambda m: pruners.create("lce", max_step=m)
+        grid["ours: fidelity (defaults)"] = lambda m: pruners.create("fidelity", max_step=m)
+    return grid
+
+
+def _rank_label(q: float, p: float) -> str:
+    return f"ours: rank top_fraction={q} completed_percentile={p:.0f}"
+
+
+def load_bank(paths: Sequence[Path]) -> dict[str, list[Curve]]:
+    """Curves grouped by source: the ``source`` column, or else the ``dataset`` column."""
+    out: dict[str, list[Curve]] = defaultdict(list)
+    for path in paths:
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                values = tuple(float(v) for v in row["valid"].split())
+                source = row.get("source") or row["dataset"]
+                out[source].append(
+                    Curve(values, test=float(row["test_acc"]), name=f"{source}#{row['index']}")
+                )
     return dict(out)
+
+
+def scaled(curves: Sequence[Curve], scale: str) -> tuple[list[Curve], str]:
+    """The curves in another metric scale, and the direction to optimise them in."""
+    if scale == "percent":
+        return [replace(c, values=tuple(100.0 * v for v in c.values)) for c in curves], "maximize"
+    if scale == "error":
+        return [replace(c, values=tuple(1.0 - v for v in c.values)) for c in curves], "minimize"
+    raise ValueError(scale)
 
 
 def load_lcdb(
@@ -140,32 +205,6 @@ def load_lcdb(
         ]
         if len(curves) >= min_learners and longest >= min_anchors:
             out[dataset] = curves
-    return out
-
-
-def _lce_before_tuning(max_step: int) -> optuna.pruners.BasePruner:
-    # LearningCurvePruner's defaults before they were tuned on the MNIST-1D bank, and
-    # before its predictions were calibrated on the study's history.
-    return pruners.LearningCurvePruner(
-        max_step=max_step,
-        min_steps=max(5, (max_step + 1) // 5),
-        ramp_steps=1,
-        calibration_quantile=None,
-    )
-
-
-def pruner_factories(names: Sequence[str]) -> dict[str, PrunerFactory]:
-    """Method name -> ``max_step -> pruner``, for the names :mod:`optuna_nas.pruners` has,
-    plus ``lce-untuned`` (the learning-curve pruner's defaults before tuning)."""
-    out: dict[str, PrunerFactory] = {}
-    for name in names:
-        if name == "lce-untuned":
-            out[name] = _lce_before_tuning
-            continue
-        if name not in pruners.available():
-            print(f"pruner {name!r} is not available here; skipped", file=sys.stderr)
-            continue
-        out[name] = lambda max_step, name=name: pruners.create(name, max_step=max_step)
     return out
 
 
@@ -226,118 +265,262 @@ class FidelityAudit:
         )
 
 
-def format_summary(
-    title: str, summaries: Sequence[MethodSummary], cost_label: str | None = None
-) -> list[str]:
-    header = ["method", "replays", "steps saved"]
-    if cost_label:
-        header.append(cost_label)
-    header += [
-        "best pruned",
-        "pick unchanged",
-        "regret mean (pp)",
-        "regret max (pp)",
-        "test of pick (%)",
-        "test vs unpruned (pp)",
+SCALED = {DEFAULT_RANK: lambda m: pruners.RankPruner(), "ours: lce (defaults)": None}
+
+
+def replay_source(
+    name: str, curves: Sequence[Curve], n_replays: int, seed: int, slow: bool
+) -> dict[str, Any]:
+    """Every pruner of both grids on ``n_replays`` orders of all of ``curves``, plus the
+    metric-scale check; returns JSON-ready summaries."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    orders = random_orders(len(curves), n_replays, seed=seed)
+    factories = {**optuna_grid(), **ours_grid(slow)}
+    audit = FidelityAudit()
+    scores = run_methods(curves, orders, factories, on_result=lambda r: audit.check(curves, r))
+    same: dict[str, dict[str, int]] = {}
+    checked = [DEFAULT_RANK] + (["ours: lce (defaults)"] if slow else [])
+    for method in checked:
+        make = factories[method]
+        same[method] = {}
+        for scale in ("percent", "error"):
+            copy, direction = scaled(curves, scale)
+            same[method][scale] = 0
+            for r, order in enumerate(orders):
+                max_step = max(len(curves[i].values) for i in order) - 1
+                base = replay_study(curves, order, make(max_step), study_name=f"replay-{r}")
+                other = replay_study(
+                    copy, order, make(max_step), direction=direction, study_name=f"replay-{r}"
+                )
+                same[method][scale] += base.n_steps == other.n_steps
+    finals = np.array([c.final for c in curves])
+    return {
+        "source": name,
+        "n_curves": len(curves),
+        "n_steps": len(curves[0].values),
+        "n_replays": len(orders),
+        "final_median": float(np.median(finals)),
+        "final_max": float(finals.max()),
+        "summaries": [asdict(s) for s in summarize_scores(scores)],
+        "same_decisions": same,
+        "fidelity_audit": audit.summary() if slow else "",
+        "fidelity_violations": audit.violations[:20],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def choose(results: Sequence[dict[str, Any]], held_out: str | None) -> str:
+    """The ``rank`` grid point saving the most epochs on the sources other than
+    ``held_out`` among those keeping the best in :data:`KEPT` of the replays of each."""
+    training = [r for r in results if r["source"] != held_out]
+    best: tuple[float, str] | None = None
+    for q, p in RANK_GRID:
+        label = _rank_label(q, p)
+        rows = [_row(r, label) for r in training]
+        if all(row["unchanged"] >= KEPT for row in rows):
+            saved = float(np.mean([row["steps_saved"] for row in rows]))
+            if best is None or saved > best[0]:
+                best = (saved, label)
+    if best is None:  # nothing keeps the best often enough: the most careful point
+        return _rank_label(max(q for q, _ in RANK_GRID), 50.0)
+    return best[1]
+
+
+def _row(result: dict[str, Any], method: str) -> dict[str, Any]:
+    return next(s for s in result["summaries"] if s["method"] == method)
+
+
+def verdict(result: dict[str, Any], ours: str) -> list[str]:
+    """The issue's three targets for ``ours`` on one held-out source."""
+    mine = _row(result, ours)
+    peers = [s for s in result["summaries"] if s["method"].startswith("Optuna")]
+    as_often = [p for p in peers if p["unchanged"] >= mine["unchanged"] - 1e-9]
+    beaten = [p for p in as_often if p["steps_saved"] >= mine["steps_saved"]]
+    return [
+        f"best kept >= 95%: {'met' if mine['unchanged'] >= KEPT else 'NOT met'} "
+        f"({mine['unchanged']:.0%})",
+        f"epochs saved >= 85%: {'met' if mine['steps_saved'] >= 0.85 else 'NOT met'} "
+        f"({mine['steps_saved']:.1%})",
+        "more saved than every Optuna configuration that keeps the best as often: "
+        + (
+            "met"
+            if not beaten
+            else "NOT met ("
+            + ", ".join(f"{p['method']} {p['steps_saved']:.1%}" for p in beaten)
+            + ")"
+        ),
     ]
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "---|" * len(header))
-    for s in summaries:
-        cells = [METHOD_LABELS.get(s.method, s.method), str(s.n_replays), f"{s.steps_saved:.1%}"]
-        if cost_label:
-            cells.append(f"{s.cost_saved:.1%}")
-        cells += [
-            f"{s.best_pruned:.0%}",
-            f"{s.unchanged:.0%}",
-            f"{100 * s.regret_mean:.2f}",
-            f"{100 * s.regret_max:.2f}",
-            f"{100 * s.test_mean:.2f}",
-            f"{100 * s.test_delta:+.2f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return [*lines, ""]
 
 
-def targets(summaries: Sequence[MethodSummary]) -> list[str]:
-    """Issue 3's targets for the learning-curve pruner, checked on one table."""
-    by = {s.method: s for s in summaries}
-    if "lce" not in by:
-        return []
-    lce = by["lce"]
+def table(result: dict[str, Any], marks: dict[str, str]) -> list[str]:
     lines = [
-        f"- lce saves >= 50% of epochs: {'met' if lce.steps_saved >= 0.5 else 'NOT met'} "
-        f"({lce.steps_saved:.1%})",
-        f"- lce pick unchanged in >= 95% of replays: "
-        f"{'met' if lce.unchanged >= 0.95 else 'NOT met'} ({lce.unchanged:.0%})",
-        f"- lce regret <= 0.1 pp: {'met' if lce.regret_mean <= 0.001 else 'NOT met'} "
-        f"(mean {100 * lce.regret_mean:.2f} pp, worst {100 * lce.regret_max:.2f} pp)",
+        "| pruner | epochs saved | best kept | regret mean (pp) | regret max (pp) |",
+        "|---|---|---|---|---|",
     ]
-    for peer in ("median", "hyperband"):
-        if peer in by:
-            p = by[peer]
-            ok = lce.steps_saved > p.steps_saved and lce.regret_mean <= p.regret_mean
-            lines.append(
-                f"- lce saves more than {peer} at equal or lower regret: "
-                f"{'met' if ok else 'NOT met'} (saved {lce.steps_saved:.1%} vs "
-                f"{p.steps_saved:.1%}, regret {100 * lce.regret_mean:.2f} vs "
-                f"{100 * p.regret_mean:.2f} pp)"
-            )
+    for s in result["summaries"]:
+        label = s["method"] + marks.get(s["method"], "")
+        lines.append(
+            f"| {label} | {s['steps_saved']:.1%} | {s['unchanged']:.0%} | "
+            f"{100 * s['regret_mean']:.2f} | {100 * s['regret_max']:.2f} |"
+        )
     return lines
+
+
+def plot(results: Sequence[dict[str, Any]], picks: dict[str, str], path: Path) -> None:
+    """One panel per source: Optuna's configurations as grey points and their frontier,
+    the held-out ``rank`` pick in red, the rest of the ``rank`` grid in pale red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.6), squeeze=False)
+    for ax, result in zip(axes[0], results, strict=True):
+        rows = result["summaries"]
+        optuna_rows = [s for s in rows if s["method"].startswith("Optuna")]
+        xs = [100 * s["steps_saved"] for s in optuna_rows]
+        ys = [100 * s["unchanged"] for s in optuna_rows]
+        ax.scatter(xs, ys, c="0.5", s=18, label="Optuna configurations")
+        front = sorted(zip(xs, ys, strict=True), key=lambda p: -p[0])
+        fx, fy, top = [], [], -1.0
+        for x, y in front:
+            if y > top:
+                fx.append(x)
+                fy.append(y)
+                top = y
+        ax.step(fx, fy, where="post", c="0.5", lw=0.8)
+        grid = [s for s in rows if s["method"].startswith("ours: rank top")]
+        ax.scatter(
+            [100 * s["steps_saved"] for s in grid],
+            [100 * s["unchanged"] for s in grid],
+            c="#f4a6a6",
+            s=18,
+            label="rank, other top_fraction",
+        )
+        for s in rows:
+            if s["method"] in ("ours: lce (defaults)", "ours: fidelity (defaults)"):
+                ax.scatter(
+                    100 * s["steps_saved"],
+                    100 * s["unchanged"],
+                    marker="^",
+                    s=30,
+                    label=s["method"][6:],
+                )
+        pick = _row(result, picks[result["source"]])
+        ax.scatter(
+            100 * pick["steps_saved"],
+            100 * pick["unchanged"],
+            c="red",
+            s=50,
+            marker="*",
+            label="rank, chosen on the other sources",
+        )
+        ax.set_title(f"{result['source']} (held out)", fontsize=9)
+        ax.set_xlabel("epochs saved (%)")
+        ax.set_ylabel("best kept (% of replays)")
+        ax.axhline(100 * KEPT, ls=":", c="0.7", lw=0.8)
+        ax.set_ylim(-5, 105)
+    axes[0][0].legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bank", type=Path, default=Path("benchmarks/data/curve_bank.csv"))
     parser.add_argument(
-        "--datasets", nargs="*", default=None, help="bank datasets (default all; none: skip)"
-    )
-    parser.add_argument("--lcdb", type=Path, default=None, help="folder of the LCDB curves")
-    parser.add_argument("--lcdb-datasets", type=int, default=40, help="LCDB datasets replayed")
-    parser.add_argument("--n-replays", type=int, default=20, help="replays per bank dataset")
-    parser.add_argument("--n-trials", type=int, default=60, help="trials per bank replay")
-    parser.add_argument(
-        "--pruners",
+        "--bank",
+        type=Path,
         nargs="+",
-        default=["lce", "lce-untuned", "fidelity", "median", "sha", "hyperband", "none"],
+        default=sorted(Path("benchmarks/data").glob("curve_bank*.csv")),
     )
-    parser.add_argument("--top-k", type=float, nargs="*", default=[0.1, 0.25])
+    parser.add_argument("--sources", nargs="*", default=None, help="sources (default all)")
+    parser.add_argument("--n-replays", type=int, default=10, help="orders per source")
+    parser.add_argument("--lcdb", type=Path, default=None, help="folder of the LCDB curves")
+    parser.add_argument("--lcdb-datasets", type=int, default=40)
+    parser.add_argument("--no-slow", action="store_true", help="skip lce and fidelity")
+    parser.add_argument("--jobs", type=int, default=1, help="sources replayed in parallel")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="Markdown report")
-    parser.add_argument("--json", type=Path, default=None, help="per-replay scores")
+    parser.add_argument("--json", type=Path, default=None, help="summaries per source")
+    parser.add_argument("--plot", type=Path, default=None, help="frontier plot (PNG or SVG)")
     args = parser.parse_args(argv)
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    factories = pruner_factories(args.pruners)
-    audit = FidelityAudit()
-    sections: list[str] = []
-    raw: dict[str, Any] = {}
     started = time.perf_counter()
 
     bank = load_bank(args.bank)
-    for dataset in sorted(bank) if args.datasets is None else args.datasets:
-        curves = bank[dataset]
-        n_trials = min(args.n_trials, len(curves))
-        orders = random_orders(len(curves), args.n_replays, n_trials, seed=args.seed)
-        t0 = time.perf_counter()
-        scores = run_methods(
-            curves,
-            orders,
-            factories,
-            top_k=args.top_k,
-            on_result=lambda result, curves=curves: audit.check(curves, result),
+    names = sorted(bank) if args.sources is None else args.sources
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [
+            pool.submit(replay_source, n, bank[n], args.n_replays, args.seed, not args.no_slow)
+            for n in names
+        ]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            print(f"{results[-1]['source']}: {results[-1]['seconds']:.0f} s", flush=True)
+
+    picks = {r["source"]: choose(results, r["source"]) for r in results}
+    default = choose(results, None)
+    sections: list[str] = [
+        "## Leave one source out",
+        "",
+        "Each row is `rank` with the `top_fraction` chosen on the other sources, scored on "
+        "the source it names; Optuna's best configurations on that source are beside it.",
+        "",
+        "| held-out source | top_fraction chosen on | ours: saved / kept | best Optuna that keeps "
+        "the best as often: saved / kept | Optuna Median (defaults): saved / kept |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        mine = _row(r, picks[r["source"]])
+        peers = [s for s in r["summaries"] if s["method"].startswith("Optuna")]
+        as_often = [p for p in peers if p["unchanged"] >= mine["unchanged"] - 1e-9]
+        top = max(as_often, key=lambda p: p["steps_saved"], default=None)
+        med = _row(r, "Optuna: Median (defaults)")
+        others = ", ".join(x["source"] for x in results if x is not r)
+        sections.append(
+            f"| {r['source']} | {picks[r['source']].removeprefix('ours: rank ')} ({others}) | "
+            f"{mine['steps_saved']:.1%} / {mine['unchanged']:.0%} | "
+            + (
+                f"{top['method'][8:]}: {top['steps_saved']:.1%} / {top['unchanged']:.0%}"
+                if top
+                else "none"
+            )
+            + f" | {med['steps_saved']:.1%} / {med['unchanged']:.0%} |"
         )
-        summaries = summarize_scores(scores)
-        finals = np.array([c.final for c in curves])
-        title = (
-            f"Bank, {dataset}: {len(curves)} architectures x {len(curves[0].values)} epochs; "
-            f"{len(orders)} replays of {n_trials} trials "
-            f"(final valid accuracy: median {np.median(finals):.1%}, max {finals.max():.1%}; "
-            f"{time.perf_counter() - t0:.0f} s)"
-        )
-        sections += format_summary(title, summaries)
-        sections += [*targets(summaries), ""]
-        raw[f"bank/{dataset}"] = [asdict(s) for s in scores]
-        print("\n".join(format_summary(title, summaries)), flush=True)
+    sections += [
+        "",
+        f"Chosen on all sources, the shipped default: `{default.split(': ', 1)[1]}` "
+        "(compare the defaults of `optuna_nas.pruners.RankPruner`).",
+        "",
+    ]
+    for r in results:
+        sections += [
+            f"## {r['source']}: {r['n_curves']} curves x {r['n_steps']} epochs, "
+            f"{r['n_replays']} replays",
+            "",
+            f"Final validation accuracy: median {r['final_median']:.1%}, best "
+            f"{r['final_max']:.1%}. Replayed in {r['seconds']:.0f} s.",
+            "",
+            *table(r, {picks[r["source"]]: " **(chosen on the other sources)**"}),
+            "",
+            "Targets for the held-out pick:",
+            "",
+            *[f"- {line}" for line in verdict(r, picks[r["source"]])],
+            "",
+            "Same decisions on other metric scales (replays with identical steps per trial):",
+            "",
+            *[
+                f"- {m}: percent copy {v['percent']}/{r['n_replays']}, error copy "
+                f"(minimised) {v['error']}/{r['n_replays']}"
+                for m, v in r["same_decisions"].items()
+            ],
+            "",
+        ]
+        if r["fidelity_audit"]:
+            sections += [r["fidelity_audit"], ""]
 
     if args.lcdb is not None:
         lcdb = load_lcdb(args.lcdb)
@@ -346,36 +529,33 @@ def main(argv: list[str] | None = None) -> int:
             rng.choice(sorted(lcdb), size=min(args.lcdb_datasets, len(lcdb)), replace=False),
             key=int,
         )
+        factories = {
+            "Optuna: Median (defaults)": lambda m: optuna.pruners.MedianPruner(),
+            "Optuna: SHA (defaults)": lambda m: optuna.pruners.SuccessiveHalvingPruner(),
+            "Optuna: Hyperband (defaults)": lambda m: optuna.pruners.HyperbandPruner(),
+            DEFAULT_RANK: lambda m: pruners.RankPruner(),
+        }
+        if not args.no_slow:
+            factories["ours: lce (defaults)"] = lambda m: pruners.create("lce", max_step=m)
         all_scores = []
-        t0 = time.perf_counter()
         for r, dataset in enumerate(chosen):
-            curves = lcdb[dataset]
-            orders = random_orders(len(curves), 1, seed=args.seed + r)
-            all_scores += run_methods(
-                curves,
-                orders,
-                factories,
-                top_k=args.top_k,
-                on_result=lambda result, curves=curves: audit.check(curves, result),
+            orders = random_orders(len(lcdb[dataset]), 1, seed=args.seed + r)
+            all_scores += run_methods(lcdb[dataset], orders, factories)
+        sections += [
+            f"## LCDB 1.0 (sample-wise: step = anchor, cost = training-set size), "
+            f"{len(chosen)} datasets, one replay each",
+            "",
+            "| pruner | anchors saved | examples saved | best kept |",
+            "|---|---|---|---|",
+        ]
+        for s in summarize_scores(all_scores):
+            sections.append(
+                f"| {s.method} | {s.steps_saved:.1%} | {s.cost_saved:.1%} | {s.unchanged:.0%} |"
             )
-        summaries = summarize_scores(all_scores)
-        n_learners = [len(lcdb[d]) for d in chosen]
-        n_anchors = [len(lcdb[d][0].values) for d in chosen]
-        title = (
-            f"LCDB 1.0 (sample-wise; step = anchor, cost = training-set size): "
-            f"{len(chosen)} of {len(lcdb)} eligible datasets, one replay each, "
-            f"{min(n_learners)}-{max(n_learners)} learners, "
-            f"{min(n_anchors)}-{max(n_anchors)} anchors ({time.perf_counter() - t0:.0f} s)"
-        )
-        sections += format_summary(title, summaries, cost_label="examples saved")
-        sections += [*targets(summaries), ""]
-        raw["lcdb"] = [asdict(s) for s in all_scores]
-        print("\n".join(format_summary(title, summaries, "examples saved")), flush=True)
+        sections.append("")
 
-    if "fidelity" in factories:
-        sections += [audit.summary(), ""]
-        sections += [f"- {v}" for v in audit.violations[:20]] + [""]
-
+    if args.plot is not None:
+        plot(results, picks, args.plot)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     head = [
         "# Pruners replayed on real learning curves",
@@ -387,10 +567,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.python_version()}, Optuna {optuna.__version__}; "
         f"{time.perf_counter() - started:.0f} s in all.",
         "",
-        "Regret and test are in percentage points of accuracy; 'best pruned' is how often "
-        "the trial a study without pruning picks was stopped early; 'pick unchanged' is how "
-        "often the picked trial's final validation accuracy is within 0.1 pp of the "
-        "unpruned pick's (regret <= 0.1 pp).",
+        "'Best kept': the fraction of replays whose picked trial ends within 0.1 percentage "
+        "point of the trial the same order picks without pruning. Regret is in percentage "
+        "points of validation accuracy.",
         "",
     ]
     report = "\n".join(head + sections)
@@ -399,8 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text(report)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(raw))
-    print("\n".join(sections[-3:]))
+        args.json.write_text(json.dumps({"results": results, "picks": picks, "default": default}))
+    print(report)
     return 0
 
 

@@ -117,7 +117,12 @@ class LearningCurvePruner(BasePruner):
         n_startup_trials: Completed trials needed before anything is pruned, at least 1.
         bounds: ``(lo, hi)`` the objective cannot leave, e.g. ``(0.0, 1.0)`` for accuracy;
             extrapolations outside them are rejected. ``None`` for an unbounded metric
-            such as a loss.
+            such as a loss. ``"auto"`` (the default) infers them at each decision from the
+            values seen: ``(0, 1)`` when the trial's values and the completed trials'
+            final values all lie in ``[0, 1]``, ``(0, 100)`` when they lie in
+            ``[0, 100]`` (accuracy in percent), and no bounds otherwise. When a curve
+            leaves the bounds given, the pruner says so once in the log and on the trial
+            (user attribute ``optuna_nas:pruner_not_decided``).
         interval_steps: Decide only every this many reports after ``min_steps``; fewer
             decisions cost less time.
         ramp_steps: The threshold ramps up over the first decisions: with ``n`` values
@@ -151,7 +156,7 @@ class LearningCurvePruner(BasePruner):
         threshold: float = 0.05,
         min_steps: int | None = None,
         n_startup_trials: int = 5,
-        bounds: tuple[float, float] | None = (0.0, 1.0),
+        bounds: tuple[float, float] | str | None = "auto",
         interval_steps: int = 1,
         ramp_steps: int = 6,
         calibration_quantile: float | None = 0.5,
@@ -168,7 +173,10 @@ class LearningCurvePruner(BasePruner):
             )
         if not _is_int(n_startup_trials) or n_startup_trials < 1:
             raise ValueError(f"n_startup_trials must be an integer >= 1, got {n_startup_trials!r}")
-        if bounds is not None:
+        if isinstance(bounds, str):
+            if bounds != "auto":
+                raise ValueError(f"bounds must be (lo, hi), None or 'auto', got {bounds!r}")
+        elif bounds is not None:
             if len(bounds) != 2 or not float(bounds[0]) < float(bounds[1]):
                 raise ValueError(f"bounds must be (lo, hi) with lo < hi or None, got {bounds!r}")
             bounds = (float(bounds[0]), float(bounds[1]))
@@ -184,7 +192,8 @@ class LearningCurvePruner(BasePruner):
         self._threshold = float(threshold)
         self._min_steps = int(min_steps)
         self._n_startup_trials = int(n_startup_trials)
-        self._bounds = bounds
+        self._bounds: tuple[float, float] | str | None = bounds
+        self._said: set[str] = set()
         self._interval_steps = int(interval_steps)
         self._ramp_steps = int(ramp_steps)
         self._calibration_quantile = (
@@ -236,14 +245,22 @@ class LearningCurvePruner(BasePruner):
 
         steps = sorted(trial.intermediate_values)
         values = [trial.intermediate_values[s] for s in steps]
+        bounds = self._bounds_for(values, completed)
         result = _curves.fit_ensemble(
             steps,
             values,
             self._max_step,
-            bounds=self._bounds,
+            bounds=bounds,
             warm_start=self._warm_starts.get(trial_id(trial)),
         )
         if isinstance(result, _curves.Degenerate):
+            if result.reason == "out_of_bounds" and decides:
+                self._say(
+                    study,
+                    trial,
+                    f"its curve leaves the bounds {bounds} (or its extrapolation would); "
+                    "pass bounds=None for an unbounded metric, or the metric's real bounds",
+                )
             _logger.debug(
                 "trial %d, step %d: not extrapolated (%s: %s)",
                 trial.number,
@@ -277,6 +294,32 @@ class LearningCurvePruner(BasePruner):
         storage.set_trial_user_attr(trial_id(trial), STD_SCALE_ATTR, scale)
         storage.set_trial_user_attr(trial_id(trial), P_IMPROVE_ATTR, p_improve)
         return p_improve < self._threshold_at(n_reported)
+
+    def _bounds_for(
+        self, values: Sequence[float], completed: Sequence[optuna.trial.FrozenTrial]
+    ) -> tuple[float, float] | None:
+        """The bounds given, or with ``"auto"`` those the values seen so far fit: ``(0, 1)``
+        if every value of this trial and of the completed trials lies in ``[0, 1]``,
+        ``(0, 100)`` if they lie in ``[0, 100]``, and none otherwise."""
+        if not isinstance(self._bounds, str):
+            return self._bounds
+        seen = [*values, *(t.value for t in completed if t.value is not None)]
+        finite = [v for v in seen if math.isfinite(v)]
+        if finite and 0.0 <= min(finite) and max(finite) <= 1.0:
+            return (0.0, 1.0)
+        if finite and 0.0 <= min(finite) and max(finite) <= 100.0:
+            return (0.0, 100.0)
+        return None
+
+    def _say(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, why: str) -> None:
+        """Records on the trial, and logs once per reason, why no decision was made."""
+        storage = study_storage(study)
+        storage.set_trial_user_attr(trial_id(trial), _keys.PRUNER_NOT_DECIDED, why)
+        if why not in self._said:
+            self._said.add(why)
+            _logger.warning(
+                "LearningCurvePruner cannot decide for trial %d: %s", trial.number, why
+            )
 
     def _threshold_at(self, n_reported: int) -> float:
         # The shortest curves are the least predictable: the Laplace uncertainty is too

@@ -44,11 +44,14 @@ class RankPruner(BasePruner):
       trial's best value so far is below the ``completed_percentile`` of the completed
       trials' values at ``t`` (the median by default). ``None`` turns it off.
 
-    Neither rule prunes at a step whose values do not yet foretell the final ones: the
-    Spearman rank correlation between the completed trials' values at the step and their
-    final values must reach ``min_correlation``, computed on at least ``n_startup_trials``
-    trials, with one standard error taken off (Fisher's z-transform with the error
-    ``1 / sqrt(n - 2)``), so that a handful of trials does not trust a step by chance.
+    Neither rule prunes at a step whose values do not yet foretell later ones. The pruner
+    takes every trial that reached a later *horizon*, twice as many steps as the decision
+    (at least 2 steps more, at most the completed trials' last step), and computes the
+    Spearman rank correlation between their values at the step and at the horizon. One
+    standard error below its estimate (Fisher's z-transform, error ``1 / sqrt(n - 3)``),
+    it must reach ``min_correlation``. Pruned trials that ran past the horizon count as
+    well as completed ones, so the test has many pairs once a study is under way, and a
+    handful of trials does not pass it by chance.
     On a problem whose first epochs are noise (every network at chance level, say) the
     pruner waits for the step where ranks start to hold, as the low-fidelity pruner waits
     for a trusted rung.
@@ -122,13 +125,13 @@ class RankPruner(BasePruner):
 
     def __init__(
         self,
-        top_fraction: float = 0.075,
+        top_fraction: float = 0.03,
         n_keep: int = 2,
         completed_percentile: float | None = 50.0,
         n_startup_trials: int = 5,
         n_warmup_steps: int = 0,
         interval_steps: int = 1,
-        min_correlation: float = 0.5,
+        min_correlation: float = 0.3,
     ) -> None:
         if not isinstance(top_fraction, numbers.Real) or not 0.0 < top_fraction < 1.0:
             raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction!r}")
@@ -196,28 +199,45 @@ class RankPruner(BasePruner):
             return False
         fraction = better / population
         study_storage(study).set_trial_user_attr(trial_id(trial), RANK_ATTR, fraction)
-        pairs = [
-            (_oriented(v, sign), _oriented(t.value, sign))
-            for t in completed
-            if t.value is not None and (v := _value_at(t, step)) is not None
+        completed_at_step = [
+            _oriented(v, sign) for t in completed if (v := _value_at(t, step)) is not None
         ]
-        if len(pairs) < max(3, self._n_startup_trials):
+        if len(completed_at_step) < max(3, self._n_startup_trials):
             return False
-        at_step = [a for a, _ in pairs]
         hit = better >= self._n_keep and fraction > self._top_fraction
         if not hit and self._percentile is not None:
             best_so_far = max(
                 _oriented(v, sign) for s, v in trial.intermediate_values.items() if s <= step
             )
-            hit = best_so_far < float(np.percentile(at_step, self._percentile))
+            hit = best_so_far < float(np.percentile(completed_at_step, self._percentile))
         if not hit:
             return False
-        # One standard error below the estimate (Fisher's z), so that a handful of
-        # trials does not trust a step by chance.
-        rho = _spearman(at_step, [f for _, f in pairs])
+        return self._foretells(trials, completed, step, sign)
+
+    def _foretells(
+        self,
+        trials: list[FrozenTrial],
+        completed: list[FrozenTrial],
+        step: int,
+        sign: float,
+    ) -> bool:
+        """Whether the values at ``step`` foretell later ones: the rank correlation between
+        them and the values at a later ``horizon``, over every trial that reached it, one
+        standard error below its estimate, reaches ``min_correlation``."""
+        last = max(t.last_step for t in completed if t.last_step is not None)
+        horizon = min(max(2 * step + 1, step + 3), last)
+        pairs = [
+            (_oriented(a, sign), _oriented(b, sign))
+            for t in trials
+            if t.state in _POPULATION
+            and (a := _value_at(t, step)) is not None
+            and (b := _value_at(t, horizon)) is not None
+        ]
+        if len(pairs) < max(_MIN_PAIRS, self._n_startup_trials):
+            return False
+        rho = _spearman([a for a, _ in pairs], [b for _, b in pairs])
         z = math.atanh(min(max(rho, -0.999999), 0.999999))
-        lower = math.tanh(z - 1.0 / math.sqrt(len(pairs) - 2))
-        return lower >= self._min_correlation
+        return math.tanh(z - 1.0 / math.sqrt(len(pairs) - 3)) >= self._min_correlation
 
     def _say_unmatched(self, study: optuna.study.Study, trial: FrozenTrial, step: int) -> None:
         reason = (
@@ -231,6 +251,7 @@ class RankPruner(BasePruner):
 
 
 _POPULATION = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+_MIN_PAIRS = 10  # below, five pairs pass the correlation test by chance one time in twenty
 
 
 def _value_at(trial: FrozenTrial, step: int) -> float | None:

@@ -365,3 +365,36 @@ def test_with_fit_on_digits(single_thread: None) -> None:
             assert trial.user_attrs["optuna_nas:lce_p_improve"] < 0.05
             assert 0.0 <= trial.user_attrs["optuna_nas:lce_predicted_mean"] <= 1.0
     assert torch.get_num_threads() == 1
+
+
+def _percent_study(pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for i, final in enumerate((0.9, 0.92, 0.95, 0.85, 0.8)):
+        curve = [100.0 * v for v in _curve(final, seed=100 + i)]
+        study.add_trial(
+            optuna.trial.create_trial(value=curve[-1], intermediate_values=dict(enumerate(curve)))
+        )
+    return study
+
+
+def test_accuracy_in_percent_prunes_as_in_fractions() -> None:
+    study = _percent_study(LearningCurvePruner(max_step=MAX_STEP))
+    trial, pruned = _report(study, [100.0 * v for v in _curve(0.6)[:12]])
+    assert pruned
+    assert _attrs(study, trial)["optuna_nas:lce_predicted_mean"] == pytest.approx(55.0, abs=5.0)
+
+
+def test_bounds_that_the_curve_leaves_are_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    study = _percent_study(LearningCurvePruner(max_step=MAX_STEP, bounds=(0.0, 1.0)))
+    with caplog.at_level("WARNING", logger="optuna_nas.pruners._lce"):
+        for _ in range(2):
+            trial, pruned = _report(study, [100.0 * v for v in _curve(0.6)[:12]])
+            assert not pruned
+            assert "leaves the bounds" in _attrs(study, trial)["optuna_nas:pruner_not_decided"]
+            study.tell(trial, state=TrialState.PRUNED)
+    assert sum("cannot decide" in r.message for r in caplog.records) == 1
+
+
+def test_bounds_are_checked() -> None:
+    with pytest.raises(ValueError, match="'auto'"):
+        LearningCurvePruner(max_step=MAX_STEP, bounds="percent")  # type: ignore[arg-type]
