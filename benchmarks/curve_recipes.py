@@ -21,8 +21,11 @@ tabular-mlp    MLPs (1-4 layers, 16-256 units, optional dropout) on a synthetic 
 
 Each row stores the validation accuracy and the validation cross-entropy after every
 epoch, so the bank holds every curve in two metric scales. The columns are those of
-``curve_bank.csv`` plus ``source``, ``recipe`` (JSON) and ``valid_loss``. The script
-appends and skips the indices already in the file.
+``curve_bank.csv`` plus ``source``, ``recipe`` (JSON) and ``valid_loss``; one file per
+source, ``benchmarks/data/curve_bank_recipes_SOURCE.csv``. The script appends and skips
+the indices already in the file. The committed bank was made with ``--count 170`` for
+``tabular-mlp`` (complete), ``--count 170`` for ``mnist1d-sgd`` (stopped at 115 curves)
+and ``--count 110`` for ``digits-nb201`` (stopped at 73 curves).
 
 Usage::
 
@@ -197,9 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=SOURCES, required=True)
     parser.add_argument("--count", type=int, default=150)
     parser.add_argument(
-        "--output", type=Path, default=Path("benchmarks/data/curve_bank_recipes.csv")
+        "--output",
+        type=Path,
+        default=None,
+        help="CSV to append to (default: benchmarks/data/curve_bank_recipes_SOURCE.csv)",
     )
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = Path(f"benchmarks/data/curve_bank_recipes_{args.source}.csv")
     torch.set_num_threads(1)
     epochs = EPOCHS[args.source]
     done: set[tuple[str, int]] = set()

@@ -121,8 +121,8 @@ class LearningCurvePruner(BasePruner):
             values seen: ``(0, 1)`` when the trial's values and the completed trials'
             final values all lie in ``[0, 1]``, ``(0, 100)`` when they lie in
             ``[0, 100]`` (accuracy in percent), and no bounds otherwise. When a curve
-            leaves the bounds given, the pruner says so once in the log and on the trial
-            (user attribute ``optuna_nas:pruner_not_decided``).
+            reports values outside the bounds given, the pruner says so once in the log
+            and on the trial (user attribute ``optuna_nas:pruner_not_decided``).
         interval_steps: Decide only every this many reports after ``min_steps``; fewer
             decisions cost less time.
         ramp_steps: The threshold ramps up over the first decisions: with ``n`` values
@@ -254,12 +254,15 @@ class LearningCurvePruner(BasePruner):
             warm_start=self._warm_starts.get(trial_id(trial)),
         )
         if isinstance(result, _curves.Degenerate):
-            if result.reason == "out_of_bounds" and decides:
+            outside = bounds is not None and any(
+                not bounds[0] <= v <= bounds[1] for v in values if math.isfinite(v)
+            )
+            if outside and decides:
                 self._say(
                     study,
                     trial,
-                    f"its curve leaves the bounds {bounds} (or its extrapolation would); "
-                    "pass bounds=None for an unbounded metric, or the metric's real bounds",
+                    f"its values leave the bounds {bounds} it was given; pass the metric's "
+                    "real bounds, None for an unbounded metric, or 'auto'",
                 )
             _logger.debug(
                 "trial %d, step %d: not extrapolated (%s: %s)",

@@ -390,7 +390,7 @@ def test_bounds_that_the_curve_leaves_are_said_once(caplog: pytest.LogCaptureFix
         for _ in range(2):
             trial, pruned = _report(study, [100.0 * v for v in _curve(0.6)[:12]])
             assert not pruned
-            assert "leaves the bounds" in _attrs(study, trial)["optuna_nas:pruner_not_decided"]
+            assert "leave the bounds" in _attrs(study, trial)["optuna_nas:pruner_not_decided"]
             study.tell(trial, state=TrialState.PRUNED)
     assert sum("cannot decide" in r.message for r in caplog.records) == 1
 
