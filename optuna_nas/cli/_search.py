@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "space": "chain",
     "dataset": "mnist1d",
     "sampler": "tpe",
-    "pruner": "rank",
+    "pruner": "median",
     "epochs": 20,
     "batch_size": 128,
     "lr": 3e-3,
@@ -83,7 +83,7 @@ def add_parser(sub: Any) -> None:
         help="sampler argument, VALUE as JSON (e.g. population_size=20); repeatable; "
         "stored with the study for its workers (default: none)",
     )
-    search.add_argument("--pruner", default=None, help=f"pruner name (default: rank; {_STORED})")
+    search.add_argument("--pruner", default=None, help=f"pruner name (default: median; {_STORED})")
     search.add_argument(
         "--pruner-arg",
         action="append",
@@ -252,7 +252,7 @@ def _check_combinations(settings: dict[str, Any]) -> None:
         raise ValueError(
             f"--pruner {settings['pruner']} decides from a learning curve of several epochs, "
             f"and --epochs {settings['epochs']} gives too few; use --epochs 3 or more, or "
-            "--pruner rank or none"
+            "--pruner median or none"
         )
 
 

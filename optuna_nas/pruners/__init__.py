@@ -93,8 +93,8 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
 
     Args:
         name: ``rank`` (:class:`RankPruner`, the rank among every trial at the same step
-            and the median of the completed ones; the CLI's default), ``median``
-            (Optuna's MedianPruner at Optuna's defaults), ``sha``
+            and the median of the completed ones), ``median`` (Optuna's MedianPruner at
+            Optuna's defaults; the CLI's default), ``sha``
             (SuccessiveHalvingPruner), ``hyperband`` (HyperbandPruner with
             ``max_resource=max_step``), ``lce`` (:class:`LearningCurvePruner`, which
             extrapolates each learning curve to ``max_step``; ``max_step`` is required),
