@@ -15,8 +15,8 @@ def test_search_inherit_weights_warm_starts_evolution_children(
     monkeypatch.chdir(tmp_path)
     # The default population is 20, so trials 20 and 21 are children.
     args = (
-        "search --sampler evolution --inherit-weights --inherit-lr-scale 0.25 --lr 0.002 "
-        "--n-trials 22 --dataset digits "
+        "search --sampler evolution --pruner none --inherit-weights --inherit-lr-scale 0.25 "
+        "--lr 0.002 --n-trials 22 --dataset digits "
         "--epochs 1 --space-arg filters=[4,8] --space-arg max_layers=2 --study-name inherit "
         "--no-progress"
     ).split()
