@@ -15,6 +15,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_nas import _keys
+from optuna_nas.pruners._common import is_int, rank_key
 
 RANK_CORRELATION_ATTR = _keys.STUDY_RANK_CORRELATION
 """Study user attribute where :class:`LowFidelityPruner` publishes each rung's correlation."""
@@ -130,17 +131,17 @@ class LowFidelityPruner(BasePruner):
         min_correlation: float = 0.6,
         min_pairs: int = 6,
     ) -> None:
-        if not _is_int(eta) or eta < 2:
+        if not is_int(eta) or eta < 2:
             raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
-        if not _is_int(min_resource) or min_resource < 1:
+        if not is_int(min_resource) or min_resource < 1:
             raise ValueError(f"min_resource must be an integer >= 1, got {min_resource!r}")
         if isinstance(min_correlation, bool) or not isinstance(min_correlation, numbers.Real):
             raise ValueError(f"min_correlation must be a number, got {min_correlation!r}")
         if not -1.0 < float(min_correlation) <= 1.0:
             raise ValueError(f"min_correlation must lie in (-1, 1], got {min_correlation!r}")
-        if not _is_int(min_pairs) or min_pairs < 3:
+        if not is_int(min_pairs) or min_pairs < 3:
             raise ValueError(f"min_pairs must be an integer >= 3, got {min_pairs!r}")
-        if max_step is not None and (not _is_int(max_step) or max_step < 0):
+        if max_step is not None and (not is_int(max_step) or max_step < 0):
             raise ValueError(f"max_step must be an integer >= 0, got {max_step!r}")
 
         if rung_steps is None:
@@ -159,7 +160,7 @@ class LowFidelityPruner(BasePruner):
             steps.append(int(max_step))
         else:
             steps = list(rung_steps)
-            if not steps or any(not _is_int(s) or s < 0 for s in steps):
+            if not steps or any(not is_int(s) or s < 0 for s in steps):
                 raise ValueError(
                     f"rung_steps must be a non-empty sequence of integers >= 0, got {rung_steps!r}"
                 )
@@ -202,9 +203,9 @@ class LowFidelityPruner(BasePruner):
             return False
 
         maximize = study.direction == StudyDirection.MAXIMIZE
-        value = _rank_key(trial.intermediate_values[step], maximize)
+        value = rank_key(trial.intermediate_values[step], maximize)
         others = [
-            _rank_key(t.intermediate_values[step], maximize)
+            rank_key(t.intermediate_values[step], maximize)
             for t in trials
             if t.number != trial.number and step in t.intermediate_values
         ]
@@ -264,17 +265,6 @@ class LowFidelityPruner(BasePruner):
             )
             correlations.append(RungCorrelation(step, rho, len(pairs), trusted))
         return correlations
-
-
-def _rank_key(value: float, maximize: bool) -> float:
-    """Larger is better; values that are not finite rank last."""
-    if not math.isfinite(value):
-        return -math.inf
-    return value if maximize else -value
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 __all__ = ["RANK_CORRELATION_ATTR", "LowFidelityPruner", "RungCorrelation"]

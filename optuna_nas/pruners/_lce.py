@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import numbers
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from optuna.trial import TrialState
 
 from optuna_nas import _keys
 from optuna_nas._compat import study_storage, trial_id
+from optuna_nas.pruners._common import is_int, say_not_decided
 
 if TYPE_CHECKING:
     import numpy as np
@@ -161,17 +161,17 @@ class LearningCurvePruner(BasePruner):
         ramp_steps: int = 6,
         calibration_quantile: float | None = 0.5,
     ) -> None:
-        if not _is_int(max_step) or max_step < 1:
+        if not is_int(max_step) or max_step < 1:
             raise ValueError(f"max_step must be an integer >= 1, got {max_step!r}")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
         if min_steps is None:
             min_steps = max(4, (max_step + 1) // 8)
-        elif not _is_int(min_steps) or not 4 <= min_steps <= max_step:
+        elif not is_int(min_steps) or not 4 <= min_steps <= max_step:
             raise ValueError(
                 f"min_steps must be an integer from 4 to max_step ({max_step}), got {min_steps!r}"
             )
-        if not _is_int(n_startup_trials) or n_startup_trials < 1:
+        if not is_int(n_startup_trials) or n_startup_trials < 1:
             raise ValueError(f"n_startup_trials must be an integer >= 1, got {n_startup_trials!r}")
         if isinstance(bounds, str):
             if bounds != "auto":
@@ -180,9 +180,9 @@ class LearningCurvePruner(BasePruner):
             if len(bounds) != 2 or not float(bounds[0]) < float(bounds[1]):
                 raise ValueError(f"bounds must be (lo, hi) with lo < hi or None, got {bounds!r}")
             bounds = (float(bounds[0]), float(bounds[1]))
-        if not _is_int(interval_steps) or interval_steps < 1:
+        if not is_int(interval_steps) or interval_steps < 1:
             raise ValueError(f"interval_steps must be an integer >= 1, got {interval_steps!r}")
-        if not _is_int(ramp_steps) or ramp_steps < 1:
+        if not is_int(ramp_steps) or ramp_steps < 1:
             raise ValueError(f"ramp_steps must be an integer >= 1, got {ramp_steps!r}")
         if calibration_quantile is not None and not 0.0 < calibration_quantile < 1.0:
             raise ValueError(
@@ -258,11 +258,14 @@ class LearningCurvePruner(BasePruner):
                 not bounds[0] <= v <= bounds[1] for v in values if math.isfinite(v)
             )
             if outside and decides:
-                self._say(
+                say_not_decided(
                     study,
                     trial,
                     f"its values leave the bounds {bounds} it was given; pass the metric's "
                     "real bounds, None for an unbounded metric, or 'auto'",
+                    self._said,
+                    _logger,
+                    "LearningCurvePruner",
                 )
             _logger.debug(
                 "trial %d, step %d: not extrapolated (%s: %s)",
@@ -314,16 +317,6 @@ class LearningCurvePruner(BasePruner):
             return (0.0, 100.0)
         return None
 
-    def _say(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, why: str) -> None:
-        """Records on the trial, and logs once per reason, why no decision was made."""
-        storage = study_storage(study)
-        storage.set_trial_user_attr(trial_id(trial), _keys.PRUNER_NOT_DECIDED, why)
-        if why not in self._said:
-            self._said.add(why)
-            _logger.warning(
-                "LearningCurvePruner cannot decide for trial %d: %s", trial.number, why
-            )
-
     def _threshold_at(self, n_reported: int) -> float:
         # The shortest curves are the least predictable: the Laplace uncertainty is too
         # narrow there, so the first decisions demand stronger evidence.
@@ -346,10 +339,6 @@ def _standardized_error(trial: optuna.trial.FrozenTrial, n_reported: int) -> flo
         return None
     _, mean, std = records[at - 1]
     return (trial.value - mean) / std if std > 0.0 else None
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 __all__ = ["LearningCurvePruner"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import warnings
 
 import numpy as np
 import optuna
@@ -14,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nas import _keys
 from optuna_nas._compat import study_storage, trial_id
+from optuna_nas.pruners._common import is_int, rank_key, say_not_decided
 
 _logger = logging.getLogger(__name__)
 
@@ -132,7 +134,7 @@ class RankPruner(BasePruner):
     ) -> None:
         if not isinstance(top_fraction, numbers.Real) or not 0.0 < top_fraction < 1.0:
             raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction!r}")
-        if not _is_int(n_keep) or n_keep < 1:
+        if not is_int(n_keep) or n_keep < 1:
             raise ValueError(f"n_keep must be an integer >= 1, got {n_keep!r}")
         if completed_percentile is not None and not (
             isinstance(completed_percentile, numbers.Real) and 0.0 <= completed_percentile <= 100.0
@@ -141,11 +143,11 @@ class RankPruner(BasePruner):
                 "completed_percentile must lie in [0, 100] or be None, got "
                 f"{completed_percentile!r}"
             )
-        if not _is_int(n_startup_trials) or n_startup_trials < 1:
+        if not is_int(n_startup_trials) or n_startup_trials < 1:
             raise ValueError(f"n_startup_trials must be an integer >= 1, got {n_startup_trials!r}")
-        if not _is_int(n_warmup_steps) or n_warmup_steps < 0:
+        if not is_int(n_warmup_steps) or n_warmup_steps < 0:
             raise ValueError(f"n_warmup_steps must be an integer >= 0, got {n_warmup_steps!r}")
-        if not _is_int(interval_steps) or interval_steps < 1:
+        if not is_int(interval_steps) or interval_steps < 1:
             raise ValueError(f"interval_steps must be an integer >= 1, got {interval_steps!r}")
         if not isinstance(min_correlation, numbers.Real) or not -1.0 <= min_correlation <= 1.0:
             raise ValueError(f"min_correlation must lie in [-1, 1], got {min_correlation!r}")
@@ -158,7 +160,7 @@ class RankPruner(BasePruner):
         self._n_warmup_steps: int = int(n_warmup_steps)
         self._interval_steps: int = int(interval_steps)
         self._min_correlation: float = float(min_correlation)
-        self._warned_unmatched: bool = False
+        self._said: set[str] = set()
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         """Whether ``trial`` should stop; stores its rank on it when one is computed.
@@ -180,8 +182,8 @@ class RankPruner(BasePruner):
         completed = [t for t in trials if t.state == TrialState.COMPLETE]
         if len(completed) < self._n_startup_trials:
             return False
-        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
-        mine = _oriented(trial.intermediate_values[step], sign)
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        mine = rank_key(trial.intermediate_values[step], maximize)
 
         better = population = 0
         for other in trials:
@@ -190,37 +192,45 @@ class RankPruner(BasePruner):
             value = _value_at(other, step)
             if value is not None:
                 population += 1
-                better += _oriented(value, sign) > mine
+                better += rank_key(value, maximize) > mine
             elif other.state == TrialState.PRUNED and other.last_step is not None:
                 population += 1  # pruned before this step: worse
         if population == 0:
-            self._say_unmatched(study, trial, step)
+            say_not_decided(
+                study,
+                trial,
+                f"no other trial reported step {step} or an earlier one; trials must report "
+                "the same step numbers (e.g. epochs) for their ranks to be compared",
+                self._said,
+                _logger,
+                "RankPruner",
+            )
             return False
         fraction = better / population
         study_storage(study).set_trial_user_attr(trial_id(trial), RANK_ATTR, fraction)
         completed_at_step = [
-            _oriented(v, sign) for t in completed if (v := _value_at(t, step)) is not None
+            rank_key(v, maximize) for t in completed if (v := _value_at(t, step)) is not None
         ]
         if len(completed_at_step) < max(3, self._n_startup_trials):
             return False
         hit = better >= self._n_keep and fraction > self._top_fraction
         if not hit and self._percentile is not None:
             best_so_far = max(
-                _oriented(v, sign) for s, v in trial.intermediate_values.items() if s <= step
+                rank_key(v, maximize) for s, v in trial.intermediate_values.items() if s <= step
             )
             hit = best_so_far < float(
                 np.percentile(np.asarray(completed_at_step), self._percentile)
             )
         if not hit:
             return False
-        return self._foretells(trials, completed, step, sign)
+        return self._foretells(trials, completed, step, maximize)
 
     def _foretells(
         self,
         trials: list[FrozenTrial],
         completed: list[FrozenTrial],
         step: int,
-        sign: float,
+        maximize: bool,
     ) -> bool:
         """Whether the values at ``step`` foretell later ones: the rank correlation between
         them and the values at a later ``horizon``, over every trial that reached it, one
@@ -228,7 +238,7 @@ class RankPruner(BasePruner):
         last = max(t.last_step for t in completed if t.last_step is not None)
         horizon = min(max(2 * step + 1, step + 3), last)
         pairs = [
-            (_oriented(a, sign), _oriented(b, sign))
+            (rank_key(a, maximize), rank_key(b, maximize))
             for t in trials
             if t.state in _POPULATION
             and (a := _value_at(t, step)) is not None
@@ -239,16 +249,6 @@ class RankPruner(BasePruner):
         rho = _spearman([a for a, _ in pairs], [b for _, b in pairs])
         z = math.atanh(min(max(rho, -0.999999), 0.999999))
         return math.tanh(z - 1.0 / math.sqrt(len(pairs) - 3)) >= self._min_correlation
-
-    def _say_unmatched(self, study: optuna.study.Study, trial: FrozenTrial, step: int) -> None:
-        reason = (
-            f"no other trial reported step {step} or an earlier one; trials must report "
-            "the same step numbers (e.g. epochs) for their ranks to be compared"
-        )
-        study_storage(study).set_trial_user_attr(trial_id(trial), NOT_DECIDED_ATTR, reason)
-        if not self._warned_unmatched:
-            self._warned_unmatched = True
-            _logger.warning("RankPruner cannot decide for trial %d: %s", trial.number, reason)
 
 
 _POPULATION = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -268,24 +268,14 @@ def _value_at(trial: FrozenTrial, step: int) -> float | None:
 
 
 def _spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's rank correlation of ``a`` and ``b``; ``-1`` when either is constant."""
-    from scipy.stats import rankdata
+    """Spearman's rank correlation of ``a`` and ``b``; ``-1`` when it is undefined (a
+    constant input)."""
+    from scipy.stats import spearmanr
 
-    ra, rb = rankdata(a), rankdata(b)
-    if np.ptp(ra) == 0 or np.ptp(rb) == 0:
-        return -1.0
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _oriented(value: float, sign: float) -> float:
-    """``value`` turned so that larger is better; NaN and infinities become ``-inf``."""
-    if not math.isfinite(value):
-        return -math.inf
-    return sign * value
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant input: NaN, handled below
+        rho = float(spearmanr(a, b).statistic)
+    return rho if math.isfinite(rho) else -1.0
 
 
 __all__ = ["NOT_DECIDED_ATTR", "RANK_ATTR", "RankPruner"]
