@@ -2,6 +2,9 @@
 
 :class:`NASBench201` is an Optuna objective over the ``nb201`` space that needs no GPU;
 :func:`run_nb201` runs the sampler comparison that ``optuna-nas benchmark nb201`` prints.
+:class:`NASBench201Conditional` asks for the same cells as a conditional space, and
+:class:`NASBenchGraph` is a second tabular benchmark, on graph networks;
+:func:`run_suite` runs ours and the peers (Optuna's samplers and SMAC3) on all of them.
 :func:`replay_study` and its helpers replay recorded learning curves through a pruner, to
 measure what it saves and what it loses (``benchmarks/pruner_replay.py``).
 """
@@ -14,8 +17,10 @@ from optuna_nas.benchmarks._nb201 import (
     NB201_DIR_ENV,
     PROTOCOLS,
     NASBench201,
+    NASBench201Conditional,
     resolve_nb201_dir,
 )
+from optuna_nas.benchmarks._nbgraph import LINKS, NBG_DATASETS, OPERATIONS, NASBenchGraph
 from optuna_nas.benchmarks._replay import (
     UNCHANGED_TOLERANCE,
     Curve,
@@ -41,9 +46,40 @@ from optuna_nas.benchmarks._runner import (
     run_nb201,
     summarize,
 )
+from optuna_nas.benchmarks._sampler_suite import (
+    OURS,
+    PEERS,
+    Cell,
+    Problem,
+    SuiteRun,
+    average_ranks,
+    default_problems,
+    format_suite,
+    plot_anytime,
+    run_problem,
+    run_suite,
+    summarize_suite,
+)
 from optuna_nas.benchmarks._suite import run_many, write_json, write_markdown
 
 __all__ = [
+    "Cell",
+    "LINKS",
+    "NASBench201Conditional",
+    "NASBenchGraph",
+    "NBG_DATASETS",
+    "OPERATIONS",
+    "OURS",
+    "PEERS",
+    "Problem",
+    "SuiteRun",
+    "average_ranks",
+    "default_problems",
+    "format_suite",
+    "plot_anytime",
+    "run_problem",
+    "run_suite",
+    "summarize_suite",
     "Curve",
     "DATASETS",
     "DEFAULT_BUDGET_SECONDS",
