@@ -71,17 +71,29 @@ class ConditionalGPSampler(ArchitectureSampler):
        ``qLogNoisyExpectedHypervolumeImprovement`` for several, with the observed
        points as baseline, constraint models weighting by the probability of
        feasibility, and other workers' running trials as pending points;
-    3. the acquisition is maximized over a finite set of assignments: mutations of one
-       or two decisions of the best observed assignments (the Pareto front with several
-       objectives), refined by a few rounds of hill climbing, plus the structures of
-       observed trials with all values redrawn and, when ``space`` is given, fresh random
-       architectures. Assignments that any trial of the study (finished, running or
-       enqueued) already holds are never proposed, nor, with ``canonicalize``, any
-       equivalent to one of them. When ``space`` is given and has at
-       most ``max_exhaustive_candidates`` architectures, the architectures no trial
-       holds are scored instead (the space is enumerated once per sampler), with analytic
-       ``LogExpectedImprovement`` over the best observed score when there is one
-       objective, no constraint and no pending point, else with the acquisition above.
+    3. the acquisition is maximized by local search inside a Hamming trust region, as in
+       CASMOPOLITAN, with one objective: the region is centered on the best trial since
+       its last restart and admits candidates that change at most ``radius`` of the
+       decisions seen. The radius starts at half the decisions, doubles after three
+       improvements in a row, halves after ``max(4, decisions)`` trials in a row without
+       one, and when it falls below one the region restarts from the trials that follow
+       (see :func:`~optuna_nas.samplers._gp_model.replay_trust_region`). The state is
+       replayed from the study's scores at every trial, so any worker rebuilds it. The
+       search scores the center's whole one-decision neighbourhood and random points of
+       the region, then climbs from the best through their whole neighbourhoods in the
+       region. The whole space is searched instead when the region holds nothing new,
+       right after a restart, with several objectives, or with
+       ``adaptive_trust_region=False``: mutations of one or two decisions of the best
+       observed assignments (the Pareto front with several objectives), refined by a few
+       rounds of hill climbing, plus the structures of observed trials with all values
+       redrawn and, when ``space`` is given, fresh random architectures. Assignments
+       that any trial of the study (finished, running or enqueued) already holds are
+       never proposed, nor, with ``canonicalize``, any equivalent to one of them. When
+       ``space`` is given and has at most ``max_exhaustive_candidates`` architectures,
+       the architectures no trial holds are scored instead (the space is enumerated
+       once per sampler), with analytic ``LogExpectedImprovement`` over the best
+       observed score when there is one objective, no constraint and no pending point,
+       else with the acquisition above.
        Only those within ``trust_region_radius`` changed decisions of the best observed
        architecture (of any point of the Pareto front with several objectives) compete,
        a trust region as in CASMOPOLITAN; the whole space does once none is left there;
@@ -131,7 +143,19 @@ class ConditionalGPSampler(ArchitectureSampler):
             incumbent, it refines that region first. The default, 3, was tuned on
             NAS-Bench-201's six decisions (CIFAR-10, protocol A, seeds 100-199, with
             the noise floor above): 100 of 100 runs found the optimum, against 94 of
-            100 without the region and 71 with a radius of 2.
+            100 without the region and 71 with a radius of 2. Applies to the enumerated
+            path only; local search uses the adaptive region.
+        kernel: ``"rbf"`` (default): the RBF kernel with one lengthscale per column of
+            the one-hot encoding above. ``"overlap"``: BoTorch's ``CategoricalKernel``, an
+            overlap (Hamming) kernel with one lengthscale per decision, on one category
+            code per decision with inactive as one more category (see
+            :class:`~optuna_nas.samplers._gp_model.CodedEncoding`), mixed with the RBF
+            kernel for numeric parameters. On the tuning problems (NAS-Bench-201
+            CIFAR-10, benchmarks/results/gp_suite_tuning.md) the overlap kernel found
+            worse cells and cost more per trial, so it is not the default.
+        adaptive_trust_region: Search inside the adaptive Hamming trust region of step 3
+            when the space is not enumerated; ``False`` searches around the incumbents
+            without a region.
 
     References:
         Jones, Schonlau and Welch, "Efficient Global Optimization of Expensive Black-Box
@@ -150,6 +174,9 @@ class ConditionalGPSampler(ArchitectureSampler):
         Wan, Nguyen, Ha, Ru, Lu and Osborne, "Think Global and Act Local: Bayesian
         Optimisation over High-Dimensional Categorical and Mixed Search Spaces", ICML
         2021 (CASMOPOLITAN's Hamming-distance trust regions).
+
+        Eriksson, Pearce, Gardner, Turner and Poloczek, "Scalable Global Optimization via
+        Local Bayesian Optimization", NeurIPS 2019 (TuRBO's success and failure counts).
 
         Salinas, Shen and Perrone, "A Quantile-based Approach for Hyperparameter Transfer
         Learning", ICML 2020 (the Gaussian copula transform of objectives).
@@ -182,6 +209,8 @@ class ConditionalGPSampler(ArchitectureSampler):
         max_exhaustive_candidates: int = 20_000,
         canonicalize: Canonicalizer | None = None,
         trust_region_radius: int | None = 3,
+        kernel: str = "rbf",
+        adaptive_trust_region: bool = True,
     ) -> None:
         if not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(
@@ -205,8 +234,12 @@ class ConditionalGPSampler(ArchitectureSampler):
                 "trust_region_radius must be a positive integer (changed parameters) or "
                 f"None for the whole space, got {trust_region_radius!r}"
             )
+        if kernel not in ("overlap", "rbf"):
+            raise ValueError(f"kernel must be 'overlap' or 'rbf', got {kernel!r}")
         super().__init__(seed, space=space, canonicalize=canonicalize)
         self._trust_region_radius = trust_region_radius
+        self._kernel = kernel
+        self._adaptive = bool(adaptive_trust_region)
         self._max_exhaustive = max_exhaustive_candidates
         # The space's architectures, enumerated once when there are at most
         # max_exhaustive_candidates of them (None: not tried yet; empty: too many), with
@@ -295,7 +328,11 @@ class ConditionalGPSampler(ArchitectureSampler):
         distributions: dict[str, BaseDistribution] = {}
         for t in sorted(trials, key=lambda t: t.number):
             distributions.update(t.distributions)
-        encoding = _gp_model.ConditionalEncoding(distributions)
+        encoding: _gp_model.ConditionalEncoding | _gp_model.CodedEncoding
+        if self._kernel == "overlap":
+            encoding = _gp_model.CodedEncoding(distributions)
+        else:
+            encoding = _gp_model.ConditionalEncoding(distributions)
 
         X = encoding.encode([t.params for t in observed])
         Y = torch.tensor(scores, dtype=_gp_model.DTYPE)
@@ -359,21 +396,48 @@ class ConditionalGPSampler(ArchitectureSampler):
             centers = [observed[i].params for i in incumbents[: 1 if Y.shape[1] == 1 else None]]
             return self._best_enumerated(score_X, encoding, set(excluded), centers)
 
+        center: Mapping[str, Any] | None = None
+        radius: int | None = None
+        if self._adaptive and Y.shape[1] == 1:
+            region = _gp_model.replay_trust_region(
+                [float(row[0]) for row in scores],
+                n_dims=len(encoding.distributions),
+                n_startup=self._n_startup_trials,
+            )
+            inside = [i for i in incumbents if i >= region.start]
+            if region.start < len(observed):
+                best = (
+                    inside[0]
+                    if inside
+                    else max(range(region.start, len(observed)), key=lambda i: float(Y[i, 0]))
+                )
+                center, radius = observed[best].params, region.radius
+                inside = [best] + [i for i in inside if i != best]
+            incumbents = inside
         space = self._space
-        plan = _gp_model.search_candidates(
-            score,
-            incumbents=[observed[i].params for i in incumbents],
-            templates=[t.params for t in observed],
-            distributions=encoding.distributions,
-            excluded=excluded,
-            rng=self._rng,
-            sample_fresh=None if space is None else space.sample_params,
-            complete=None if space is None else space.sample_params,
-            n_random=self._n_random,
-            n_neighbors=self._n_neighbors,
-            n_rounds=self._n_rounds,
-            key=None if self._canonicalize is None else self._canonicalize,
-        )
+
+        def search(center: Mapping[str, Any] | None, radius: int | None) -> dict[str, Any] | None:
+            return _gp_model.search_candidates(
+                score,
+                incumbents=[observed[i].params for i in incumbents],
+                templates=[t.params for t in observed],
+                center=center,
+                radius=radius,
+                distributions=encoding.distributions,
+                excluded=excluded,
+                rng=self._rng,
+                sample_fresh=None if space is None else space.sample_params,
+                complete=None if space is None else space.sample_params,
+                n_random=self._n_random,
+                n_neighbors=self._n_neighbors,
+                n_rounds=self._n_rounds,
+                key=None if self._canonicalize is None else self._canonicalize,
+            )
+
+        plan = search(center, radius)
+        if plan is None and center is not None:
+            # Every candidate of the region has been evaluated: search the whole space.
+            plan = search(None, None)
         return plan
 
     def _enumerate(self) -> list[dict[str, Any]]:
@@ -398,7 +462,7 @@ class ConditionalGPSampler(ArchitectureSampler):
     def _best_enumerated(
         self,
         score_X: Callable[[torch.Tensor], torch.Tensor],
-        encoding: _gp_model.ConditionalEncoding,
+        encoding: _gp_model.ConditionalEncoding | _gp_model.CodedEncoding,
         excluded: set[Hashable],
         centers: Sequence[Mapping[str, Any]],
     ) -> dict[str, Any] | None:
@@ -426,7 +490,7 @@ class ConditionalGPSampler(ArchitectureSampler):
     def _fit_models(
         self,
         study: Study,
-        encoding: _gp_model.ConditionalEncoding,
+        encoding: _gp_model.ConditionalEncoding | _gp_model.CodedEncoding,
         X: torch.Tensor,
         Y: torch.Tensor,
         observed: Sequence[FrozenTrial],
@@ -459,6 +523,7 @@ class ConditionalGPSampler(ArchitectureSampler):
                 x,
                 y,
                 encoding.columns,
+                categorical_dims=getattr(encoding, "categorical_dims", ()),
                 warm_start=warm,
                 max_iter=max_iter,
                 min_noise=min_noise,

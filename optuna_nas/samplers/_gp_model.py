@@ -37,7 +37,7 @@ from optuna.distributions import (
 )
 
 from optuna_nas._compat import log_ei_from_z, no_fused_hypervolume_kernel
-from optuna_nas.samplers._genome import Genome, genome_key, mutate, sample_value
+from optuna_nas.samplers._genome import Genome, genome_key, mutate, mutate_value, sample_value
 
 if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
@@ -159,6 +159,87 @@ def _unit_value(value: Any, dist: BaseDistribution) -> float:
     return min(1.0, max(0.0, (x - low) / (high - low)))
 
 
+class CodedEncoding:
+    """Embeds assignments of a conditional space with one column per decision, for
+    overlap (Hamming) kernels.
+
+    Every parameter seen in any trial gets one column:
+
+    * a categorical parameter holds its choice's index, ``0`` to ``k - 1``, and ``k`` when
+      it is inactive, so an inactive decision is one more category;
+    * a numeric parameter holds its value mapped onto ``[0, 1]`` as in
+      :class:`ConditionalEncoding` (``0`` when inactive), and takes a second, categorical
+      column that is ``1`` when the parameter is active and ``0`` when it is not.
+
+    :attr:`categorical_dims` lists the categorical columns, which an overlap kernel
+    compares for equality only: choices have no order and no geometry, and two
+    architectures are as similar as the decisions they share (Hamming distance), whatever
+    the number of choices per decision. Numeric columns keep a stationary kernel.
+
+    Args:
+        distributions: The distribution of every parameter seen, by name.
+
+    References:
+        Ru, Alvi, Nguyen, Osborne and Roberts, "Bayesian Optimisation over Multiple
+        Continuous and Categorical Inputs", ICML 2020 (CoCaBO's overlap kernel).
+
+        Wan, Nguyen, Ha, Ru, Lu and Osborne, "Think Global and Act Local: Bayesian
+        Optimisation over High-Dimensional Categorical and Mixed Search Spaces", ICML
+        2021 (CASMOPOLITAN's transformed overlap kernel).
+    """
+
+    def __init__(self, distributions: Mapping[str, BaseDistribution]) -> None:
+        self._plan: list[tuple[str, BaseDistribution, dict[Any, int] | None]] = []
+        columns: list[str] = []
+        categorical: list[int] = []
+        for name in sorted(distributions):
+            dist = distributions[name]
+            if isinstance(dist, CategoricalDistribution):
+                index: dict[Any, int] = {}
+                for i, choice in enumerate(dist.choices):
+                    index.setdefault((type(choice), choice), i)
+                categorical.append(len(columns))
+                columns.append(name)
+                self._plan.append((name, dist, index))
+            else:
+                columns.append(name)
+                categorical.append(len(columns))
+                columns.append(f"{name}:active")
+                self._plan.append((name, dist, None))
+        self.columns: tuple[str, ...] = tuple(columns)
+        self.categorical_dims: tuple[int, ...] = tuple(categorical)
+        self.distributions: dict[str, BaseDistribution] = dict(
+            (name, distributions[name]) for name in sorted(distributions)
+        )
+
+    @property
+    def dim(self) -> int:
+        """The number of columns ``d``."""
+        return len(self.columns)
+
+    def encode(self, genomes: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+        """Embeds ``n`` assignments as an ``n x d`` double tensor (see the class)."""
+        out = np.zeros((len(genomes), self.dim))
+        for row, genome in enumerate(genomes):
+            column = 0
+            for name, dist, index in self._plan:
+                present = name in genome
+                if index is not None:
+                    assert isinstance(dist, CategoricalDistribution)
+                    code = len(dist.choices)
+                    if present:
+                        code = index.get((type(genome[name]), genome[name]), code)
+                    out[row, column] = code
+                    column += 1
+                else:
+                    if present:
+                        if not dist.single():
+                            out[row, column] = _unit_value(genome[name], dist)
+                        out[row, column + 1] = 1.0
+                    column += 2
+        return torch.from_numpy(out).to(DTYPE)
+
+
 def warp_outcomes(Y: torch.Tensor) -> torch.Tensor:
     """Maps each column of observations through its ranks onto standard normal quantiles.
 
@@ -218,6 +299,7 @@ def fit_gp(
     warm_start: Hyperparameters | None = None,
     max_iter: int = 100,
     min_noise: float | None = None,
+    categorical_dims: Sequence[int] = (),
 ) -> tuple[SingleTaskGP, Hyperparameters]:
     """Fits an exact GP to one outcome by maximizing the marginal likelihood.
 
@@ -246,6 +328,10 @@ def fit_gp(
         max_iter: Most L-BFGS-B iterations; ``0`` skips the optimization.
         min_noise: Lower bound of the noise variance of the standardized outcome, or
             ``None`` for BoTorch's (``1e-4``).
+        categorical_dims: Columns holding category codes (see :class:`CodedEncoding`).
+            When there are any, the model is BoTorch's ``MixedSingleTaskGP``: BoTorch's
+            ``CategoricalKernel``, an overlap kernel with one lengthscale per column, on
+            those columns, the RBF kernel above on the rest, and their sum plus product.
 
     Returns:
         The fitted model in eval mode and its hyperparameters.
@@ -278,13 +364,25 @@ def fit_gp(
             "raw_noise", GreaterThan(min_noise, transform=None, initial_value=2 * min_noise)
         )
         likelihood.noise = 2 * min_noise
-    model = SingleTaskGP(
-        train_X,
-        train_Y,
-        covar_module=get_covar_module_with_dim_scaled_prior(ard_num_dims=d),
-        likelihood=likelihood,
-        outcome_transform=Standardize(m=1),
-    )
+    model: SingleTaskGP
+    if categorical_dims:
+        from botorch.models import MixedSingleTaskGP
+
+        model = MixedSingleTaskGP(
+            train_X,
+            train_Y,
+            cat_dims=list(categorical_dims),
+            likelihood=likelihood,
+            outcome_transform=Standardize(m=1),
+        )
+    else:
+        model = SingleTaskGP(
+            train_X,
+            train_Y,
+            covar_module=get_covar_module_with_dim_scaled_prior(ard_num_dims=d),
+            likelihood=likelihood,
+            outcome_transform=Standardize(m=1),
+        )
     if warm_start is not None:
         _load_warm_start(model, warm_start, tuple(columns))
         if min_noise is not None and float(model.likelihood.noise.detach().min()) < min_noise:
@@ -457,7 +555,9 @@ def log_expected_improvement(
             Kx = model.covar_module(x, train_X).to_dense()
             mean = constant + (Kx @ alpha).squeeze(-1)
             V = torch.linalg.solve_triangular(L, Kx.T, upper=False)
-            prior = model.covar_module(x, diag=True)
+            # In chunks: some kernels (BoTorch's CategoricalKernel) form the whole
+            # matrix to take its diagonal.
+            prior = torch.cat([model.covar_module(c, diag=True) for c in x.split(256)])
             variance = (prior - (V * V).sum(0)).clamp_min(1e-12)
             sigma = variance.sqrt() * scale
             u = (mean * scale + shift - best_f) / sigma
@@ -489,6 +589,121 @@ def pareto_front(Y: torch.Tensor) -> torch.Tensor:
     from botorch.utils.multi_objective.pareto import is_non_dominated
 
     return is_non_dominated(Y, deduplicate=False)
+
+
+@dataclass(frozen=True)
+class TrustRegion:
+    """The state of a Hamming-distance trust region after a sequence of evaluations.
+
+    Attributes:
+        radius: Decisions a candidate may change relative to the center.
+        start: Index of the first evaluation since the last restart; the center is the
+            best of the evaluations from there on (none yet when ``start`` is their count).
+        n_restarts: Restarts so far.
+    """
+
+    radius: int
+    start: int
+    n_restarts: int
+
+
+def replay_trust_region(
+    scores: Sequence[float],
+    n_dims: int,
+    n_startup: int,
+    *,
+    initial_radius: int | None = None,
+    success_tolerance: int = 3,
+    failure_tolerance: int | None = None,
+) -> TrustRegion:
+    """Replays CASMOPOLITAN's trust-region rule over the scores in the order they came.
+
+    The region starts with ``initial_radius`` changed decisions (half the decisions,
+    rounded up, by default). Every evaluation after the first ``n_startup`` succeeds when
+    it beats the best score since the last restart, and fails otherwise.
+    ``success_tolerance`` successes in a row double the radius (at most ``n_dims``);
+    ``failure_tolerance`` failures in a row (``max(4, n_dims)`` by default, TuRBO's rule
+    for one point at a time) halve it, rounding down. A radius that falls below one
+    restarts the region: back to the initial radius, centered on the evaluations that
+    come next. The state is a function of the scores alone, so any worker that reads
+    the study rebuilds it; nothing is kept between trials.
+
+    Args:
+        scores: One score per evaluation, higher is better, in the order they were made;
+            not finite scores count as failures.
+        n_dims: Number of decisions (parameters) of the space.
+        n_startup: Evaluations made before the region applies (random ones).
+        initial_radius: The radius after a (re)start.
+        success_tolerance: Successes in a row that double the radius.
+        failure_tolerance: Failures in a row that halve it.
+
+    Returns:
+        The region after the last score.
+
+    References:
+        Wan, Nguyen, Ha, Ru, Lu and Osborne, "Think Global and Act Local: Bayesian
+        Optimisation over High-Dimensional Categorical and Mixed Search Spaces", ICML
+        2021 (Algorithm 1: Hamming trust regions, their growth, shrinkage and restarts).
+
+        Eriksson, Pearce, Gardner, Turner and Poloczek, "Scalable Global Optimization via
+        Local Bayesian Optimization", NeurIPS 2019 (TuRBO's tolerances).
+    """
+    n_dims = max(1, n_dims)
+    first = initial_radius if initial_radius is not None else (n_dims + 1) // 2
+    first = max(1, min(first, n_dims))
+    fail_tol = failure_tolerance if failure_tolerance is not None else max(4, n_dims)
+    radius, start, restarts = first, 0, 0
+    successes = failures = 0
+    best = -math.inf
+    for i, value in enumerate(scores):
+        improved = math.isfinite(value) and value > best
+        if improved:
+            best = value
+        if i < max(n_startup, start + 1):
+            # The startup points, and the first point after a restart, set the bar.
+            continue
+        if improved:
+            successes, failures = successes + 1, 0
+            if successes == success_tolerance:
+                radius, successes = min(2 * radius, n_dims), 0
+        else:
+            successes, failures = 0, failures + 1
+            if failures == fail_tol:
+                radius, failures = radius // 2, 0
+                if radius < 1:
+                    radius, start, restarts = first, i + 1, restarts + 1
+                    best = -math.inf
+    return TrustRegion(radius=radius, start=start, n_restarts=restarts)
+
+
+def hamming(a: Mapping[str, Any], b: Mapping[str, Any], names: Sequence[str]) -> int:
+    """Decisions among ``names`` on which two assignments differ; a decision active in
+    only one of them differs."""
+    return sum(a.get(n, _MISSING) != b.get(n, _MISSING) for n in names)
+
+
+def neighbourhood(
+    genome: Mapping[str, Any],
+    distributions: Mapping[str, BaseDistribution],
+    rng: np.random.RandomState,
+    n_numeric: int = 4,
+) -> list[Genome]:
+    """Every assignment that changes one decision of ``genome``: each other choice of each
+    categorical decision, and ``n_numeric`` random moves of each numeric one."""
+    out: list[Genome] = []
+    for name, value in genome.items():
+        dist = distributions.get(name)
+        if dist is None:
+            continue
+        if isinstance(dist, CategoricalDistribution):
+            moves = [c for c in dist.choices if c != value or type(c) is not type(value)]
+        else:
+            moves = [mutate_value(value, dist, rng) for _ in range(n_numeric)]
+        for move in moves:
+            child = dict(genome)
+            child[name] = move
+            out.append(child)
+    return out
 
 
 class _Dedup:
@@ -584,8 +799,17 @@ def search_candidates(
     n_parents: int = 4,
     n_rounds: int = 3,
     key: Callable[[Mapping[str, Any]], Hashable] | None = None,
+    center: Mapping[str, Any] | None = None,
+    radius: int | None = None,
 ) -> Genome | None:
     """The best-scoring new assignment found by local search plus random sampling.
+
+    With ``center`` and ``radius`` the search stays inside a trust region: only
+    assignments within ``radius`` changed decisions of ``center`` (see :func:`hamming`)
+    are scored. It starts from the whole one-decision neighbourhood of the center
+    (:func:`neighbourhood`), ``n_random`` random points of the region and the incumbents'
+    mutations that fall in it, and climbs from the ``n_parents`` best candidates through
+    their whole neighbourhoods in the region, for up to ``n_rounds`` rounds. Without them:
 
     1. Random candidates: ``n_random`` assignments keep the active parameters of a random
        template (an observed assignment) and draw every value afresh; ``n_random`` more
@@ -618,10 +842,15 @@ def search_candidates(
         key: Maps a completed candidate to the key ``excluded`` holds, such as a
             canonicalizer that equivalent assignments share; by default
             :func:`~optuna_nas.samplers._genome.genome_key`. Needs ``complete``.
+        center: The trust region's center, an observed assignment, or ``None``.
+        radius: The trust region's radius in changed decisions; needs ``center``.
 
     Returns:
         The best new assignment, or ``None`` when every candidate was excluded.
     """
+    if (center is None) != (radius is None):
+        raise ValueError("search_candidates: center and radius go together")
+    names = list(distributions)
     if key is not None and complete is None:
         raise ValueError("search_candidates: key needs complete, which makes candidates exact")
     dedup = _Dedup(excluded, exact=complete is not None, key=key)
@@ -633,6 +862,8 @@ def search_candidates(
     def add(candidates: list[Genome]) -> None:
         fresh, fresh_plans = [], []
         for genome in candidates:
+            if center is not None and hamming(genome, center, names) > (radius or 0):
+                continue
             if complete is not None:
                 genome = complete(rng, genome)
                 plan = genome
@@ -664,13 +895,20 @@ def search_candidates(
         ]
 
     initial: list[Genome] = []
-    for _ in range(n_random if templates else 0):
-        template = templates[rng.randint(len(templates))]
-        initial.append(
-            {k: sample_value(distributions[k], rng) for k in template if k in distributions}
-        )
-    if sample_fresh is not None:
-        initial.extend(sample_fresh(rng) for _ in range(n_random))
+    if center is not None:
+        known = {k: v for k, v in center.items() if k in distributions}
+        initial.extend(neighbourhood(known, distributions, rng))
+        for _ in range(n_random):
+            changes = 1 + rng.randint(max(1, radius or 1))
+            initial.append(mutate(known, distributions, rng, n_mutations=changes))
+    else:
+        for _ in range(n_random if templates else 0):
+            template = templates[rng.randint(len(templates))]
+            initial.append(
+                {k: sample_value(distributions[k], rng) for k in template if k in distributions}
+            )
+        if sample_fresh is not None:
+            initial.extend(sample_fresh(rng) for _ in range(n_random))
     for incumbent in incumbents:
         initial.extend(neighbours(incumbent))
     add(initial)
@@ -680,7 +918,19 @@ def search_candidates(
             break
         best = max(values)
         parents = np.argsort(values)[::-1][:n_parents]
-        add([child for i in parents for child in neighbours(pool[int(i)])])
+        if center is not None:
+            children = [
+                child
+                for i in parents
+                for child in neighbourhood(
+                    {k: v for k, v in pool[int(i)].items() if k in distributions},
+                    distributions,
+                    rng,
+                )
+            ]
+        else:
+            children = [child for i in parents for child in neighbours(pool[int(i)])]
+        add(children)
         if max(values) <= best:
             break
     if not pool:

@@ -578,3 +578,120 @@ def test_warp_outcomes_keeps_order_and_spreads_skewed_scores() -> None:
     # Evenly spread: the gap at the top is no longer dwarfed by the broken one.
     assert W[0, 0] - W[2, 0] > (W[2, 0] - W[1, 0]) / 3
     assert W[1, 1] == W[2, 1] and math.isnan(W[3, 1]) and W[4, 1] < W[0, 1] < W[1, 1]
+
+
+# Overlap kernel and the adaptive trust region (no space needed).
+
+
+def test_coded_encoding_one_column_per_decision_and_inactive_as_a_category() -> None:
+    enc = gpm.CodedEncoding({"op": X, "width": Y, "rate": FloatDistribution(0.0, 1.0)})
+    assert enc.columns == ("op", "rate", "rate:active", "width", "width:active")
+    assert enc.categorical_dims == (0, 2, 4)
+    rows = enc.encode([{"op": "b", "width": 2}, {"rate": 0.25}]).tolist()
+    assert rows[0] == [1.0, 0.0, 0.0, 1.0, 1.0]
+    # op inactive: its own category 3 (= number of choices); rate active at 0.25.
+    assert rows[1] == [3.0, 0.25, 1.0, 0.0, 0.0]
+
+
+def test_overlap_kernel_model_depends_only_on_decisions_shared() -> None:
+    enc = gpm.CodedEncoding({f"x{i}": CategoricalDistribution(list(range(4))) for i in range(3)})
+    rng = np.random.RandomState(0)
+    genomes = [{f"x{i}": int(rng.randint(4)) for i in range(3)} for _ in range(20)]
+    X_ = enc.encode(genomes)
+    y = torch.tensor([[float(g["x0"] == 2) + 0.1 * g["x1"]] for g in genomes], dtype=gpm.DTYPE)
+    model, _ = gpm.fit_gp(X_, y, enc.columns, categorical_dims=enc.categorical_dims)
+    assert "CategoricalKernel" in repr(model.covar_module)
+    # Relabelling the choices of every decision changes nothing for an overlap kernel.
+    a = enc.encode([{"x0": 2, "x1": 3, "x2": 0}, {"x0": 1, "x1": 3, "x2": 0}])
+    b = enc.encode([{"x0": 2, "x1": 3, "x2": 1}, {"x0": 2, "x1": 3, "x2": 3}])
+    k = model.covar_module
+    assert torch.allclose(k(a[:1], a[1:]).to_dense(), k(b[:1].roll(0), b[1:]).to_dense()) is False
+    same = k(a[:1], enc.encode([{"x0": 2, "x1": 3, "x2": 3}])).to_dense()
+    other = k(a[:1], enc.encode([{"x0": 2, "x1": 3, "x2": 2}])).to_dense()
+    assert torch.allclose(same, other)
+
+
+def test_trust_region_grows_on_success_and_shrinks_then_restarts_on_failure() -> None:
+    # Three successes in a row double the radius (capped at the decisions).
+    grown = gpm.replay_trust_region([0, 1, 2, 3, 4], n_dims=8, n_startup=1)
+    assert grown.radius == 8 and grown.start == 0 and grown.n_restarts == 0
+    assert gpm.replay_trust_region([0, 1, 2], n_dims=8, n_startup=1).radius == 4
+    # max(4, n_dims) failures in a row halve it; below one it restarts.
+    flat = [1.0] + [0.0] * 4
+    assert gpm.replay_trust_region(flat, n_dims=4, n_startup=1).radius == 1
+    collapsed = gpm.replay_trust_region([1.0] + [0.0] * 8, n_dims=4, n_startup=1)
+    assert (collapsed.radius, collapsed.start, collapsed.n_restarts) == (2, 9, 1)
+    # After a restart the bar is the new segment's best, not the old one's.
+    after = gpm.replay_trust_region([1.0] + [0.0] * 8 + [0.1, 0.2, 0.3, 0.4], 4, 1)
+    assert after.start == 9 and after.radius == 4
+    # NaN fails; a custom initial radius and tolerances are honoured.
+    assert gpm.replay_trust_region([1.0, math.nan], 6, 1, failure_tolerance=1).radius == 1
+    assert gpm.replay_trust_region([], 6, 10, initial_radius=2).radius == 2
+
+
+def test_hamming_and_neighbourhood() -> None:
+    names = ["a", "b", "c"]
+    assert gpm.hamming({"a": 1, "b": 2}, {"a": 1, "b": 3}, names) == 1
+    assert gpm.hamming({"a": 1, "c": 0}, {"a": 1}, names) == 1
+    dists = {"a": CategoricalDistribution([0, 1, 2]), "b": FloatDistribution(0.0, 1.0)}
+    near = gpm.neighbourhood({"a": 0, "b": 0.5}, dists, np.random.RandomState(0), n_numeric=3)
+    assert len(near) == 2 + 3
+    assert all(gpm.hamming(g, {"a": 0, "b": 0.5}, ["a", "b"]) == 1 for g in near)
+
+
+def test_search_candidates_stays_inside_the_trust_region() -> None:
+    distributions = {f"x{i}": CategoricalDistribution(list(range(5))) for i in range(6)}
+    center = {f"x{i}": 0 for i in range(6)}
+    scored: list[dict] = []
+
+    def score(genomes):
+        scored.extend(genomes)
+        return np.array([sum(g.values()) for g in genomes], dtype=float)
+
+    found = gpm.search_candidates(
+        score,
+        incumbents=[center],
+        templates=[center],
+        distributions=distributions,
+        excluded=[genome_key(center)],
+        rng=np.random.RandomState(0),
+        n_rounds=10,
+        center=center,
+        radius=2,
+    )
+    assert found is not None and sum(v > 0 for v in found.values()) == 2
+    assert max(found.values()) == 4
+    assert all(gpm.hamming(g, center, list(distributions)) <= 2 for g in scored)
+    with pytest.raises(ValueError, match="center and radius"):
+        gpm.search_candidates(
+            score, [center], [center], distributions, [], np.random.RandomState(0), center=center
+        )
+
+
+@pytest.mark.parametrize("kernel", ["overlap", "rbf"])
+def test_adaptive_trust_region_without_a_space_beats_random(kernel: str) -> None:
+    # A plain conditional objective, no space: a family per edge, a detail only for convs.
+    def objective(trial: optuna.Trial) -> float:
+        score = 0.0
+        for k in range(5):
+            family = trial.suggest_categorical(f"e{k}", ["none", "skip", "conv", "pool"])
+            if family == "conv":
+                score += 1.0 + 0.5 * (trial.suggest_categorical(f"e{k}/k", [1, 3]) == 3)
+            elif family == "skip":
+                score += 0.3
+        return score
+
+    best = {}
+    for name in ("gp", "optuna-random"):
+        kwargs = {"kernel": kernel} if name == "gp" else {}
+        study = optuna.create_study(
+            direction="maximize", sampler=samplers.create(name, seed=1, **kwargs)
+        )
+        study.optimize(objective, n_trials=40)
+        best[name] = study.best_value
+        keys = [genome_key(t.params) for t in study.trials]
+        if name == "gp":
+            assert len(set(keys)) == len(keys)
+    assert best["gp"] > best["optuna-random"]
+    with pytest.raises(ValueError, match="kernel"):
+        ConditionalGPSampler(kernel="matern")
