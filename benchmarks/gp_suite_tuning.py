@@ -23,6 +23,7 @@ CONFIGS = {
     "rbf+tr": {"kernel": "rbf", "adaptive_trust_region": True},
     "overlap": {"kernel": "overlap", "adaptive_trust_region": False},
     "overlap+tr": {"kernel": "overlap", "adaptive_trust_region": True},
+    "rbf+tr(union)": {"kernel": "rbf", "adaptive_trust_region": True},
 }
 TUNING = ("nb201-cifar10-A", "nb201-cifar10-B", "nb201cond-cifar10-B")
 

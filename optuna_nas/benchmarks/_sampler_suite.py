@@ -136,8 +136,8 @@ def default_problems(
                 tuned=dataset == "cifar10",
             )
         )
-    for dataset in nbg_datasets:
-        for n in (60, 150):
+    for n in (60, 150):
+        for dataset in nbg_datasets:
             problems.append(
                 Problem(
                     name=f"nbg-{dataset}-{n}",

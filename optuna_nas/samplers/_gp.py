@@ -401,7 +401,9 @@ class ConditionalGPSampler(ArchitectureSampler):
         if self._adaptive and Y.shape[1] == 1:
             region = _gp_model.replay_trust_region(
                 [float(row[0]) for row in scores],
-                n_dims=len(encoding.distributions),
+                # The decisions a trial holds, not the union of all seen: in a
+                # conditional space most of the union is inactive in any one trial.
+                n_dims=round(float(np.mean([len(t.params) for t in observed]))),
                 n_startup=self._n_startup_trials,
             )
             inside = [i for i in incumbents if i >= region.start]
