@@ -11,6 +11,7 @@ best-valued architecture and the sampler's own time per query.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import tempfile
@@ -150,7 +151,8 @@ def default_problems(
 
 
 def _bind(cls: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-    return lambda: cls(*args)
+    # A partial, not a lambda: problems travel to worker processes by pickling.
+    return functools.partial(cls, *args)
 
 
 @dataclass(frozen=True)

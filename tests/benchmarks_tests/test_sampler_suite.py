@@ -128,3 +128,11 @@ def test_tables_ranks_and_plot(tmp_path: Path, nb201_dir: Path) -> None:
     path = tmp_path / "anytime.png"
     plot_anytime(runs, problems, path)
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_problems_pickle_for_worker_processes(nb201_dir: Path) -> None:
+    import pickle
+
+    for problem in default_problems(nb201_dir, nbg_datasets=("cora",)):
+        copy = pickle.loads(pickle.dumps(problem))
+        assert copy.name == problem.name and callable(copy.make_objective)
