@@ -16,7 +16,30 @@ from pathlib import Path
 
 import numpy as np
 
+from optuna_nas import samplers
 from optuna_nas.benchmarks import default_problems, run_problem
+from optuna_nas.samplers import ConditionalGPSampler
+
+
+def _variant(additive: bool, restart_away: int):  # type: ignore[no-untyped-def]
+    """The default sampler with trust-region variants set on its private knobs."""
+
+    def make(**kwargs):  # type: ignore[no-untyped-def]
+        sampler = ConditionalGPSampler(**kwargs)
+        sampler._additive = additive
+        sampler._restart_away = restart_away
+        return sampler
+
+    return make
+
+
+# Variants of the trust region's rule: grow and shrink by one decision instead of doubling
+# and halving; after a restart, look for the new center at least 3 decisions away from
+# the best so far.
+samplers.register("gp-additive", _variant(True, 0))
+samplers.register("gp-away", _variant(False, 3))
+samplers.register("gp-additive-away", _variant(True, 3))
+VARIANTS = {"additive": "gp-additive", "away": "gp-away", "additive+away": "gp-additive-away"}
 
 CONFIGS = {
     "rbf": {"kernel": "rbf", "adaptive_trust_region": False},
@@ -33,6 +56,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--runs", required=True)
+    parser.add_argument("--variant-problems", default=",".join(TUNING))
     args = parser.parse_args()
     path = Path(args.runs)
     done = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
@@ -41,9 +65,12 @@ def main() -> None:
     for problem in problems:
         for name in args.configs.split(","):
             for seed in range(100, 100 + args.seeds):
+                if name in VARIANTS and problem.name not in args.variant_problems.split(","):
+                    continue
                 if (problem.name, name, seed) in keys:
                     continue
-                run = run_problem(problem, "gp", seed, CONFIGS[name])
+                sampler = VARIANTS.get(name, "gp")
+                run = run_problem(problem, sampler, seed, CONFIGS.get(name, {}))
                 record = {"problem": problem.name, "config": name, **run.to_dict()}
                 record.pop("curve")
                 done.append(record)
@@ -52,6 +79,8 @@ def main() -> None:
     for problem in problems:
         for name in args.configs.split(","):
             rows = [d for d in done if d["problem"] == problem.name and d["config"] == name]
+            if not rows:
+                continue
             v = np.array([d["best_value"] for d in rows])
             t = np.array([d["test_of_best"] for d in rows])
             ms = np.mean([d["sampler_ms_per_trial"] for d in rows])

@@ -240,6 +240,9 @@ class ConditionalGPSampler(ArchitectureSampler):
         self._trust_region_radius = trust_region_radius
         self._kernel = kernel
         self._adaptive = bool(adaptive_trust_region)
+        # Trust-region variants under test (see benchmarks/gp_suite_tuning.py).
+        self._additive = False
+        self._restart_away = 0
         self._max_exhaustive = max_exhaustive_candidates
         # The space's architectures, enumerated once when there are at most
         # max_exhaustive_candidates of them (None: not tried yet; empty: too many), with
@@ -398,6 +401,8 @@ class ConditionalGPSampler(ArchitectureSampler):
 
         center: Mapping[str, Any] | None = None
         radius: int | None = None
+        avoid: Mapping[str, Any] | None = None
+        avoid_radius = 0
         if self._adaptive and Y.shape[1] == 1:
             region = _gp_model.replay_trust_region(
                 [float(row[0]) for row in scores],
@@ -405,8 +410,12 @@ class ConditionalGPSampler(ArchitectureSampler):
                 # conditional space most of the union is inactive in any one trial.
                 n_dims=round(float(np.mean([len(t.params) for t in observed]))),
                 n_startup=self._n_startup_trials,
+                additive=self._additive,
             )
             inside = [i for i in incumbents if i >= region.start]
+            if region.start == len(observed) and region.n_restarts and self._restart_away:
+                # A restart: the next center is sought away from the best so far.
+                avoid, avoid_radius = observed[incumbents[0]].params, self._restart_away
             if region.start < len(observed):
                 best = (
                     inside[0]
@@ -425,6 +434,8 @@ class ConditionalGPSampler(ArchitectureSampler):
                 templates=[t.params for t in observed],
                 center=center,
                 radius=radius,
+                avoid=avoid,
+                avoid_radius=avoid_radius,
                 distributions=encoding.distributions,
                 excluded=excluded,
                 rng=self._rng,

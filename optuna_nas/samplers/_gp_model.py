@@ -615,6 +615,7 @@ def replay_trust_region(
     initial_radius: int | None = None,
     success_tolerance: int = 3,
     failure_tolerance: int | None = None,
+    additive: bool = False,
 ) -> TrustRegion:
     """Replays CASMOPOLITAN's trust-region rule over the scores in the order they came.
 
@@ -636,6 +637,7 @@ def replay_trust_region(
         initial_radius: The radius after a (re)start.
         success_tolerance: Successes in a row that double the radius.
         failure_tolerance: Failures in a row that halve it.
+        additive: Grow and shrink by one decision instead of doubling and halving.
 
     Returns:
         The region after the last score.
@@ -665,11 +667,11 @@ def replay_trust_region(
         if improved:
             successes, failures = successes + 1, 0
             if successes == success_tolerance:
-                radius, successes = min(2 * radius, n_dims), 0
+                radius, successes = min(radius + 1 if additive else 2 * radius, n_dims), 0
         else:
             successes, failures = 0, failures + 1
             if failures == fail_tol:
-                radius, failures = radius // 2, 0
+                radius, failures = (radius - 1 if additive else radius // 2), 0
                 if radius < 1:
                     radius, start, restarts = first, i + 1, restarts + 1
                     best = -math.inf
@@ -801,6 +803,8 @@ def search_candidates(
     key: Callable[[Mapping[str, Any]], Hashable] | None = None,
     center: Mapping[str, Any] | None = None,
     radius: int | None = None,
+    avoid: Mapping[str, Any] | None = None,
+    avoid_radius: int = 0,
 ) -> Genome | None:
     """The best-scoring new assignment found by local search plus random sampling.
 
@@ -844,6 +848,10 @@ def search_candidates(
             :func:`~optuna_nas.samplers._genome.genome_key`. Needs ``complete``.
         center: The trust region's center, an observed assignment, or ``None``.
         radius: The trust region's radius in changed decisions; needs ``center``.
+        avoid: An assignment whose surroundings are left out, or ``None``: a restarted
+            trust region looks for a new center away from the old best.
+        avoid_radius: Candidates within this many changed decisions of ``avoid`` are
+            left out.
 
     Returns:
         The best new assignment, or ``None`` when every candidate was excluded.
@@ -863,6 +871,8 @@ def search_candidates(
         fresh, fresh_plans = [], []
         for genome in candidates:
             if center is not None and hamming(genome, center, names) > (radius or 0):
+                continue
+            if avoid is not None and hamming(genome, avoid, names) <= avoid_radius:
                 continue
             if complete is not None:
                 genome = complete(rng, genome)

@@ -695,3 +695,29 @@ def test_adaptive_trust_region_without_a_space_beats_random(kernel: str) -> None
     assert best["gp"] > best["optuna-random"]
     with pytest.raises(ValueError, match="kernel"):
         ConditionalGPSampler(kernel="matern")
+
+
+def test_additive_trust_region_and_avoided_surroundings() -> None:
+    # Additive: three successes grow the radius by one, max(4, n) failures shrink it by one.
+    assert gpm.replay_trust_region([0, 1, 2, 3], 8, 1, additive=True).radius == 5
+    assert gpm.replay_trust_region([1.0] + [0.0] * 8, 8, 1, additive=True).radius == 3
+    distributions = {f"x{i}": CategoricalDistribution(list(range(3))) for i in range(4)}
+    best = {f"x{i}": 0 for i in range(4)}
+    scored: list[dict] = []
+
+    def score(genomes):
+        scored.extend(genomes)
+        return np.array([-sum(g.values()) for g in genomes], dtype=float)
+
+    found = gpm.search_candidates(
+        score,
+        incumbents=[],
+        templates=[best],
+        distributions=distributions,
+        excluded=[genome_key(best)],
+        rng=np.random.RandomState(0),
+        avoid=best,
+        avoid_radius=2,
+    )
+    assert found is not None and gpm.hamming(found, best, list(distributions)) == 3
+    assert all(gpm.hamming(g, best, list(distributions)) > 2 for g in scored)
