@@ -136,3 +136,40 @@ def test_problems_pickle_for_worker_processes(nb201_dir: Path) -> None:
     for problem in default_problems(nb201_dir, nbg_datasets=("cora",)):
         copy = pickle.loads(pickle.dumps(problem))
         assert copy.name == problem.name and callable(copy.make_objective)
+
+
+@pytest.mark.e2e
+def test_suite_script_writes_the_table_and_resumes(tmp_path: Path, nb201_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "sampler_suite.py"
+    runs, table, plot = tmp_path / "runs.jsonl", tmp_path / "suite.md", tmp_path / "any.png"
+    command = [
+        sys.executable,
+        str(script),
+        "--problems",
+        "nbg-cs-60",
+        "--samplers",
+        "random,tpe",
+        "--seeds",
+        "2",
+        "--nb201-dir",
+        str(nb201_dir),
+        "--runs",
+        str(runs),
+        "--output",
+        str(table),
+        "--plot",
+        str(plot),
+    ]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert len(runs.read_text().splitlines()) == 4
+    text = table.read_text()
+    assert "| nbg-cs-60 | no |" in text and "average rank" in text
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    # A second call finds every run in the file and runs nothing again.
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and "seed" not in second.stdout.split("| problem")[0]
+    assert len(runs.read_text().splitlines()) == 4
