@@ -34,7 +34,7 @@ from optuna_nas.cli._interrupt import DeferredInterrupt, InterruptingPruner, fai
 DEFAULTS: dict[str, Any] = {
     "space": "chain",
     "dataset": "mnist1d",
-    "sampler": "tpe",
+    "sampler": "gp",
     "pruner": "median",
     "epochs": 20,
     "batch_size": 128,
@@ -74,7 +74,11 @@ def add_parser(sub: Any) -> None:
     search.add_argument(
         "--data-root", default=None, help="local root of torchvision datasets (default: none)"
     )
-    search.add_argument("--sampler", default=None, help=f"sampler name (default: tpe; {_STORED})")
+    search.add_argument(
+        "--sampler",
+        default=None,
+        help=f"sampler name (default: gp, the best average rank on the sampler suite; {_STORED})",
+    )
     search.add_argument(
         "--sampler-arg",
         action="append",
