@@ -49,18 +49,20 @@ from optuna_nas.benchmarks._runner import (
 from optuna_nas.benchmarks._sampler_suite import (
     OURS,
     PEERS,
-    Cell,
     Problem,
     SuiteRun,
-    average_ranks,
     default_problems,
-    format_suite,
-    plot_anytime,
     run_problem,
     run_suite,
-    summarize_suite,
 )
 from optuna_nas.benchmarks._suite import run_many, write_json, write_markdown
+from optuna_nas.benchmarks._suite_report import (
+    Cell,
+    average_ranks,
+    format_suite,
+    plot_anytime,
+    summarize_suite,
+)
 
 __all__ = [
     "Cell",

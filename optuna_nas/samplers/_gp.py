@@ -27,7 +27,7 @@ from optuna_nas._compat import (
 from optuna_nas.samplers import _gp_model
 from optuna_nas.samplers._architecture import ArchitectureSampler, Canonicalizer
 from optuna_nas.samplers._genome import genome_key
-from optuna_nas.samplers._gp_context import DecisionCodes, model_context
+from optuna_nas.samplers._gp_context import DecisionCodes, check_count, model_context
 from optuna_nas.samplers._planned import planned_genome, trial_score
 from optuna_nas.spaces._base import SearchSpace
 
@@ -71,29 +71,21 @@ class ConditionalGPSampler(ArchitectureSampler):
        ``qLogNoisyExpectedHypervolumeImprovement`` for several, with the observed
        points as baseline, constraint models weighting by the probability of
        feasibility, and other workers' running trials as pending points;
-    3. the acquisition is maximized by local search inside a Hamming trust region, as in
-       CASMOPOLITAN, with one objective: the region is centered on the best trial since
-       its last restart and admits candidates that change at most ``radius`` of the
-       decisions seen. The radius starts at half the decisions, doubles after three
-       improvements in a row, halves after ``max(4, decisions)`` trials in a row without
-       one, and when it falls below one the region restarts from the trials that follow
-       (see :func:`~optuna_nas.samplers._gp_model.replay_trust_region`). The state is
-       replayed from the study's scores at every trial, so any worker rebuilds it. The
-       search scores the center's whole one-decision neighbourhood and random points of
-       the region, then climbs from the best through their whole neighbourhoods in the
-       region. The whole space is searched instead when the region holds nothing new,
-       right after a restart, with several objectives, or with
-       ``adaptive_trust_region=False``: mutations of one or two decisions of the best
-       observed assignments (the Pareto front with several objectives), refined by a few
-       rounds of hill climbing, plus the structures of observed trials with all values
-       redrawn and, when ``space`` is given, fresh random architectures. Assignments
-       that any trial of the study (finished, running or enqueued) already holds are
-       never proposed, nor, with ``canonicalize``, any equivalent to one of them. When
-       ``space`` is given and has at most ``max_exhaustive_candidates`` architectures,
-       the architectures no trial holds are scored instead (the space is enumerated
-       once per sampler), with analytic ``LogExpectedImprovement`` over the best
-       observed score when there is one objective, no constraint and no pending point,
-       else with the acquisition above.
+    3. with one objective, the acquisition is climbed inside a Hamming trust region
+       centered on the best trial since the region's last restart, as in CASMOPOLITAN
+       (:func:`~optuna_nas.samplers._gp_model.replay_trust_region`: the radius starts
+       at half the decisions, doubles after three improvements in a row, halves after
+       ``max(4, decisions)`` failures in a row, and restarts below one; replayed from
+       the study at every trial). The center's whole neighbourhood and random points of
+       the region are scored, then the best climb through their neighbourhoods. With
+       several objectives, right after a restart, when the region holds nothing new,
+       or with ``adaptive_trust_region=False``, the candidates are mutations of the
+       best assignments (the Pareto front) refined by hill climbing, plus observed
+       structures redrawn and, with ``space``, fresh architectures. No candidate
+       repeats an assignment a trial holds (or, with ``canonicalize``, an equivalent).
+       When ``space`` has at most ``max_exhaustive_candidates`` architectures, all that
+       no trial holds are scored instead, with analytic ``LogExpectedImprovement`` when
+       there is one objective, no constraint and no pending point.
        Only those within ``trust_region_radius`` changed decisions of the best observed
        architecture (of any point of the Pareto front with several objectives) compete,
        a trust region as in CASMOPOLITAN; the whole space does once none is left there;
@@ -145,14 +137,11 @@ class ConditionalGPSampler(ArchitectureSampler):
             the noise floor above): 100 of 100 runs found the optimum, against 94 of
             100 without the region and 71 with a radius of 2. Applies to the enumerated
             path only; local search uses the adaptive region.
-        kernel: ``"rbf"`` (default): the RBF kernel with one lengthscale per column of
-            the one-hot encoding above. ``"overlap"``: BoTorch's ``CategoricalKernel``, an
-            overlap (Hamming) kernel with one lengthscale per decision, on one category
-            code per decision with inactive as one more category (see
-            :class:`~optuna_nas.samplers._gp_model.CodedEncoding`), mixed with the RBF
-            kernel for numeric parameters. On the tuning problems (NAS-Bench-201
-            CIFAR-10, benchmarks/results/gp_suite_tuning.md) the overlap kernel found
-            worse cells and cost more per trial, so it is not the default.
+        kernel: ``"rbf"`` (default), or ``"overlap"``: BoTorch's ``CategoricalKernel``
+            on one code per decision, inactive being one more category
+            (:class:`~optuna_nas.samplers._gp_model.CodedEncoding`). The overlap kernel
+            found worse cells on the tuning problems
+            (``benchmarks/results/gp_suite_tuning.md``).
         adaptive_trust_region: Search inside the adaptive Hamming trust region of step 3
             when the space is not enumerated; ``False`` searches around the incumbents
             without a region.
@@ -212,37 +201,16 @@ class ConditionalGPSampler(ArchitectureSampler):
         kernel: str = "rbf",
         adaptive_trust_region: bool = True,
     ) -> None:
-        if not isinstance(n_startup_trials, int) or n_startup_trials < 0:
-            raise ValueError(
-                f"n_startup_trials must be a non-negative integer, got {n_startup_trials!r}"
-            )
-        if (
-            not isinstance(max_exhaustive_candidates, int)
-            or isinstance(max_exhaustive_candidates, bool)
-            or max_exhaustive_candidates < 0
-        ):
-            raise ValueError(
-                "max_exhaustive_candidates must be a non-negative integer, "
-                f"got {max_exhaustive_candidates!r}"
-            )
-        if trust_region_radius is not None and (
-            not isinstance(trust_region_radius, int)
-            or isinstance(trust_region_radius, bool)
-            or trust_region_radius < 1
-        ):
-            raise ValueError(
-                "trust_region_radius must be a positive integer (changed parameters) or "
-                f"None for the whole space, got {trust_region_radius!r}"
-            )
+        check_count("n_startup_trials", n_startup_trials, 0)
+        check_count("max_exhaustive_candidates", max_exhaustive_candidates, 0)
+        if trust_region_radius is not None:
+            check_count("trust_region_radius", trust_region_radius, 1, "or None")
         if kernel not in ("overlap", "rbf"):
             raise ValueError(f"kernel must be 'overlap' or 'rbf', got {kernel!r}")
         super().__init__(seed, space=space, canonicalize=canonicalize)
         self._trust_region_radius = trust_region_radius
         self._kernel = kernel
         self._adaptive = bool(adaptive_trust_region)
-        # Trust-region variants under test (see benchmarks/gp_suite_tuning.py).
-        self._additive = False
-        self._restart_away = 0
         self._max_exhaustive = max_exhaustive_candidates
         # The space's architectures, enumerated once when there are at most
         # max_exhaustive_candidates of them (None: not tried yet; empty: too many), with
@@ -253,9 +221,7 @@ class ConditionalGPSampler(ArchitectureSampler):
         self._enumerated_X: dict[tuple[str, ...], torch.Tensor] = {}
         self._n_startup_trials = n_startup_trials
         self._constraints_func = constraints_func
-        # Per study and outcome, the hyperparameters last optimized and on how many
-        # observations.
-        # Only a starting point: any worker can fit from scratch.
+        # Per outcome, the last fitted hyperparameters (a starting point only).
         self._warm_start: dict[str, tuple[int, _gp_model.Hyperparameters]] = {}
         # Sizes of the candidate search and the model; see _gp_model.search_candidates.
         self._n_incumbents = 5
@@ -394,36 +360,22 @@ class ConditionalGPSampler(ArchitectureSampler):
             return score_X(encoding.encode(genomes)).numpy()
 
         excluded = [self._key(g) for t in trials if (g := planned_genome(t, self.plan_attr))]
-        incumbents = self._incumbents(Y, violation)
+        incumbents = _gp_model.incumbent_indices(Y, violation, self._n_incumbents, self._rng)
         if candidates:
             centers = [observed[i].params for i in incumbents[: 1 if Y.shape[1] == 1 else None]]
             return self._best_enumerated(score_X, encoding, set(excluded), centers)
 
         center: Mapping[str, Any] | None = None
         radius: int | None = None
-        avoid: Mapping[str, Any] | None = None
-        avoid_radius = 0
         if self._adaptive and Y.shape[1] == 1:
-            region = _gp_model.replay_trust_region(
+            region, best, inside = _gp_model.locate_region(
                 [float(row[0]) for row in scores],
-                # The decisions a trial holds, not the union of all seen: in a
-                # conditional space most of the union is inactive in any one trial.
-                n_dims=round(float(np.mean([len(t.params) for t in observed]))),
+                [len(t.params) for t in observed],
+                incumbents,
                 n_startup=self._n_startup_trials,
-                additive=self._additive,
             )
-            inside = [i for i in incumbents if i >= region.start]
-            if region.start == len(observed) and region.n_restarts and self._restart_away:
-                # A restart: the next center is sought away from the best so far.
-                avoid, avoid_radius = observed[incumbents[0]].params, self._restart_away
-            if region.start < len(observed):
-                best = (
-                    inside[0]
-                    if inside
-                    else max(range(region.start, len(observed)), key=lambda i: float(Y[i, 0]))
-                )
+            if best is not None:
                 center, radius = observed[best].params, region.radius
-                inside = [best] + [i for i in inside if i != best]
             incumbents = inside
         space = self._space
 
@@ -434,8 +386,6 @@ class ConditionalGPSampler(ArchitectureSampler):
                 templates=[t.params for t in observed],
                 center=center,
                 radius=radius,
-                avoid=avoid,
-                avoid_radius=avoid_radius,
                 distributions=encoding.distributions,
                 excluded=excluded,
                 rng=self._rng,
@@ -545,19 +495,3 @@ class ConditionalGPSampler(ArchitectureSampler):
                 self._warm_start[key] = (len(y), fitted)
             models.append(model)
         return models
-
-    def _incumbents(self, Y: torch.Tensor, violation: np.ndarray) -> list[int]:
-        """Indices of the observed points to search around, best first.
-
-        Only the feasible points are searched around (the least violating ones when none
-        is): the best scores with one objective, a random part of the Pareto front with
-        several.
-        """
-        least = violation.min()
-        candidates = np.flatnonzero(violation == least)
-        if Y.shape[1] == 1:
-            order = np.argsort(-Y[candidates, 0].numpy(), kind="stable")
-            return [int(i) for i in candidates[order[: self._n_incumbents]]]
-        front = candidates[_gp_model.pareto_front(Y[candidates]).numpy()]
-        size = min(self._n_incumbents, len(front))
-        return [int(i) for i in self._rng.choice(front, size=size, replace=False)]

@@ -12,6 +12,16 @@ import numpy as np
 import torch
 
 
+def check_count(name: str, value: object, minimum: int, alternative: str = "") -> None:
+    """Raises ``ValueError`` unless ``value`` is an integer (not a bool) ``>= minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
+        extra = f" {alternative}" if alternative else ""
+        raise ValueError(f"{name} must be {kind}{extra}, got {value!r}")
+
+
 class DecisionCodes:
     """The enumerated architectures as a matrix of value codes, one column per parameter,
     for counting in how many parameters each differs from a given assignment."""

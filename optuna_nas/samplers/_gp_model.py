@@ -678,6 +678,61 @@ def replay_trust_region(
     return TrustRegion(radius=radius, start=start, n_restarts=restarts)
 
 
+def locate_region(
+    scores: Sequence[float],
+    n_params: Sequence[int],
+    incumbents: Sequence[int],
+    n_startup: int,
+    additive: bool = False,
+) -> tuple[TrustRegion, int | None, list[int]]:
+    """The trust region after ``scores``, its center and the incumbents inside it.
+
+    The region's size follows the decisions a trial holds (the mean of ``n_params``), not
+    the union of all seen: in a conditional space most of the union is inactive in any
+    one trial.
+
+    Args:
+        scores: The observed scores in order, higher is better.
+        n_params: The number of parameters each observed trial holds.
+        incumbents: Indices of the best observations, best first.
+        n_startup: Random evaluations before the region applies.
+        additive: See :func:`replay_trust_region`.
+
+    Returns:
+        The region, the index of its center (the best observation since its last restart;
+        ``None`` right after a restart), and the incumbents since that restart, the
+        center first.
+    """
+    region = replay_trust_region(
+        scores,
+        n_dims=round(float(np.mean(n_params))) if len(n_params) else 1,
+        n_startup=n_startup,
+        additive=additive,
+    )
+    inside = [i for i in incumbents if i >= region.start]
+    if region.start >= len(scores):
+        return region, None, inside
+    best = inside[0] if inside else max(range(region.start, len(scores)), key=scores.__getitem__)
+    return region, best, [best] + [i for i in inside if i != best]
+
+
+def incumbent_indices(
+    Y: torch.Tensor, violation: np.ndarray, n: int, rng: np.random.RandomState
+) -> list[int]:
+    """Indices of up to ``n`` observed points to search around, best first.
+
+    Only the feasible points (the least violating ones when none is) are searched around:
+    the best scores with one objective, a random part of the Pareto front with several.
+    """
+    least = violation.min()
+    candidates = np.flatnonzero(violation == least)
+    if Y.shape[1] == 1:
+        order = np.argsort(-Y[candidates, 0].numpy(), kind="stable")
+        return [int(i) for i in candidates[order[:n]]]
+    front = candidates[pareto_front(Y[candidates]).numpy()]
+    return [int(i) for i in rng.choice(front, size=min(n, len(front)), replace=False)]
+
+
 def hamming(a: Mapping[str, Any], b: Mapping[str, Any], names: Sequence[str]) -> int:
     """Decisions among ``names`` on which two assignments differ; a decision active in
     only one of them differs."""
