@@ -380,6 +380,8 @@ def run_suite(
     """
     import concurrent.futures
 
+    from optuna_nas.benchmarks._suite import _one_thread
+
     jobs = [(p, s, seed) for p in problems for s in sampler_names for seed in seeds]
     if workers == 1:
         for job in jobs:
@@ -389,9 +391,3 @@ def run_suite(
         futures = [pool.submit(run_problem, *job) for job in jobs]
         for future in concurrent.futures.as_completed(futures):
             yield future.result()
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
