@@ -2,7 +2,8 @@
 
 :func:`load` returns a :class:`Dataset` with fixed ``train``, ``valid`` and ``test``
 splits. Nothing is downloaded at run time: ``digits`` ships with scikit-learn, ``mnist1d``
-is generated locally, and the torchvision datasets are read from a local directory.
+is generated locally, and the torchvision datasets are read from a local directory. The
+user's own data loads by path: an image folder, a ``.npz`` file or a ``.csv`` table.
 
 Example:
     .. code-block:: python
@@ -16,7 +17,16 @@ Example:
 from __future__ import annotations
 
 from optuna_nas.data._dataset import Dataset, Split
+from optuna_nas.data._files import DataError
 from optuna_nas.data._load import available, load
 from optuna_nas.data._sources import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
-__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "Dataset", "Split", "available", "load"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "DEFAULT_DATA_DIR",
+    "DataError",
+    "Dataset",
+    "Split",
+    "available",
+    "load",
+]

@@ -15,7 +15,8 @@ from optuna_nas.data._dataset import (
     stratified_subset,
     take,
 )
-from optuna_nas.data._sources import SOURCES, data_dir
+from optuna_nas.data._files import is_path, read_path
+from optuna_nas.data._sources import SOURCES, RawData, data_dir
 
 
 def available() -> list[str]:
@@ -35,6 +36,9 @@ def load(
 ) -> Dataset:
     """Loads a classification dataset into memory with fixed train, valid and test splits.
 
+    ``name`` is a registered name or the path of the user's own data: an image folder, a
+    ``.npz`` file or a ``.csv`` table (see "Paths" below).
+
     The official test split is kept as ``test`` (``digits`` has none; a fixed,
     class-stratified 20% stands in for it). ``valid`` is a class-stratified
     ``valid_fraction`` of the official training split, drawn with ``seed``; the rest is
@@ -51,8 +55,21 @@ def load(
         * ``cifar10``, ``cifar100``, ``mnist``, ``fashion_mnist``: torchvision datasets read
           from ``root`` with ``download=False``.
 
+    Paths:
+        * An image folder in torchvision's ``ImageFolder`` layout (one subfolder per
+          class), optionally split into ``train/``, ``valid/`` and ``test/``. Images are
+          held as uint8 and standardised batch by batch on the training device; images of
+          several sizes need ``resolution``.
+        * A ``.npz`` file with ``x`` and ``y`` arrays, or predefined splits ``x_train``,
+          ``y_train``, ``x_valid``, ``y_valid``, ``x_test``, ``y_test``.
+        * A ``.csv`` table with a header; option ``target`` names the label column, numeric
+          columns are features and text columns with few values are one-hot encoded.
+
+        Without a predefined test split, a fixed, class-stratified 20% is held out; a
+        predefined ``valid`` split replaces the ``valid_fraction`` carved from ``train``.
+
     Args:
-        name: One of :func:`available`.
+        name: One of :func:`available`, or the path of an image folder, ``.npz`` or ``.csv``.
         root: Directory holding the torchvision datasets; defaults to
             ``$OPTUNA_NAS_DATA_DIR``, then ``~/.cache/optuna_nas/data``. The files must be
             there already: nothing is downloaded.
@@ -63,12 +80,15 @@ def load(
         data_fraction: Share of ``train`` to keep, see :meth:`Dataset.with_fidelity`.
         resolution: Resize images to ``resolution x resolution``, see
             :meth:`Dataset.with_fidelity`.
-        **kwargs: Options of the named dataset, listed above.
+        **kwargs: Options of the named dataset, listed above (``target`` for a table).
 
     Returns:
         The dataset, float32 inputs and int64 labels on the CPU.
 
     Raises:
+        optuna_nas.data.DataError: For the user's data that cannot be used: a missing file,
+            an empty or single class, an unreadable image, missing labels, NaN features;
+            the message names the file and the fix.
         ValueError: For an unknown name, an option the dataset does not take, or a fraction
             or resolution out of range; the message says what to fix.
         FileNotFoundError: If a torchvision dataset is not under ``root``; the message names
@@ -88,11 +108,22 @@ def load(
         E. Alpaydin and C. Kaynak. Optical Recognition of Handwritten Digits. UCI Machine
         Learning Repository, 1998.
     """
+    if name not in SOURCES and is_path(name):
+        unexpected = sorted(set(kwargs) - {"target"})
+        if unexpected:
+            raise ValueError(
+                f"invalid argument for dataset {name!r}: {', '.join(unexpected)}; a path "
+                "takes only target (for a .csv table)"
+            )
+        # A folder's images are resized as they are read, so mixed sizes can be stacked.
+        raw = read_path(name, target=kwargs.get("target"), resolution=resolution)
+        return _split(str(name), raw, seed, valid_fraction, data_fraction, resolution)
     try:
         source = SOURCES[name]
     except KeyError:
         raise ValueError(
-            f"unknown dataset {name!r}; choose one of: {', '.join(available())}"
+            f"unknown dataset {name!r}; choose one of: {', '.join(available())}, or pass the "
+            "path of an image folder, a .npz or a .csv"
         ) from None
     unexpected = sorted(set(kwargs) - set(source.options))
     if unexpected:
@@ -101,11 +132,25 @@ def load(
             f"invalid argument for dataset {name!r}: {', '.join(unexpected)}; "
             f"its options are: {accepted}"
         )
+    raw = source.read(data_dir(root), **kwargs)
+    return _split(name, raw, seed, valid_fraction, data_fraction, resolution)
+
+
+def _split(
+    name: str,
+    raw: RawData,
+    seed: int,
+    valid_fraction: float,
+    data_fraction: float,
+    resolution: int | None,
+) -> Dataset:
+    """Carves ``valid`` (unless predefined), standardises and makes the fidelity view."""
     if not 0.0 < valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must lie in (0, 1), got {valid_fraction}")
     check_data_fraction(data_fraction)
-
-    raw = source.read(data_dir(root), **kwargs)
+    if raw.valid is not None:
+        train, valid, test = _standardise(raw.train, (raw.train, raw.valid, raw.test))
+        return _assemble(name, raw, train, valid, test, seed, data_fraction, resolution)
     n_valid = round(valid_fraction * len(raw.train))
     if not 1 <= n_valid < len(raw.train):
         raise ValueError(
@@ -115,13 +160,26 @@ def load(
         )
     # Statistics of the whole official training split keep the test tensors independent
     # of `seed`; test examples never enter them.
-    _standardise(raw.train, (raw.train, raw.test))
-    valid_index = stratified_subset(raw.train.y, n_valid, seed=seed)
-    train = take(raw.train, complement(valid_index, len(raw.train)))
-    valid = take(raw.train, valid_index)
+    official, test = _standardise(raw.train, (raw.train, raw.test))
+    valid_index = stratified_subset(official.y, n_valid, seed=seed)
+    train = take(official, complement(valid_index, len(official)))
+    valid = take(official, valid_index)
+    return _assemble(name, raw, train, valid, test, seed, data_fraction, resolution)
+
+
+def _assemble(
+    name: str,
+    raw: RawData,
+    train: Split,
+    valid: Split,
+    test: Split,
+    seed: int,
+    data_fraction: float,
+    resolution: int | None,
+) -> Dataset:
     train, valid, test = (
-        Split(split.x.reshape(len(split), *raw.input_shape), split.y)
-        for split in (train, valid, raw.test)
+        split.with_tensors(split.x.reshape(len(split), *raw.input_shape), split.y)
+        for split in (train, valid, test)
     )
     dataset = Dataset(
         name=name,
@@ -130,13 +188,20 @@ def load(
         test=test,
         input_shape=raw.input_shape,
         num_classes=raw.num_classes,
+        classes=raw.classes,
     )
     return dataset.with_fidelity(data_fraction=data_fraction, resolution=resolution, seed=seed)
 
 
-def _standardise(reference: Split, splits: tuple[Split, ...]) -> None:
-    """Shifts and scales each channel (dimension 1) in place to zero mean, unit variance
-    on ``reference``."""
+def _standardise(reference: Split, splits: tuple[Split, ...]) -> tuple[Split, ...]:
+    """Standardises each channel (dimension 1) to zero mean, unit variance on ``reference``.
+
+    Float inputs are shifted and scaled in place; uint8 pixels stay as they are and get
+    the statistics, which :meth:`Split.decode` applies batch by batch.
+    """
+    if reference.x.dtype == torch.uint8:
+        mean, std = _pixel_statistics(reference.x)
+        return tuple(Split(split.x, split.y, mean=mean, std=std) for split in splits)
     dims = [0, *range(2, reference.x.dim())]
     mean = reference.x.mean(dim=dims, keepdim=True)
     std = reference.x.std(dim=dims, keepdim=True, correction=0)
@@ -144,3 +209,19 @@ def _standardise(reference: Split, splits: tuple[Split, ...]) -> None:
     std = torch.where(std > 0, std, torch.ones_like(std))
     for split in splits:
         split.x.sub_(mean).div_(std)
+    return splits
+
+
+def _pixel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation of uint8 images, in chunks of float64."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(x), 8192):
+        chunk = x[start : start + 8192].to(torch.float64).transpose(0, 1).flatten(1)
+        total += chunk.sum(dim=1)
+        squares += chunk.square().sum(dim=1)
+    count = max(1, len(x) * x[0].numel() // x.shape[1])
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return mean.to(torch.float32), std.to(torch.float32)

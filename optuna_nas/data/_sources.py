@@ -43,12 +43,16 @@ class RawData:
         test: Official test examples, laid out like ``train``.
         num_classes: Number of classes.
         input_shape: Shape of one example as served; it may flatten ``train.x.shape[1:]``.
+        valid: Predefined validation examples, or ``None`` to carve them from ``train``.
+        classes: Class names in label order, or ``None`` for the labels themselves.
     """
 
     train: Split
     test: Split
     num_classes: int
     input_shape: tuple[int, ...]
+    valid: Split | None = None
+    classes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from optuna_nas.training._augment import Augment
 from optuna_nas.training._device import seed_everything, select_device
 from optuna_nas.training._fidelity import Fidelity
 from optuna_nas.training._fit import (
@@ -28,6 +29,7 @@ from optuna_nas.training._inherit import (
 )
 
 __all__ = [
+    "Augment",
     "CHECKPOINT_ATTR",
     "FAIL_REASON_ATTR",
     "Fidelity",

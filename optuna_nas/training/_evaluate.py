@@ -89,19 +89,21 @@ def evaluate(
 
     Args:
         model: A classifier returning logits.
-        split: A :class:`optuna_nas.data.Split` or an ``(x, y)`` pair.
+        split: A :class:`optuna_nas.data.Split` (uint8 pixels are standardised batch by
+            batch), or an ``(x, y)`` pair of float inputs and labels.
         device: Where to run; ``None`` uses the model's device.
         batch_size: Examples per forward pass.
         amp: Use bfloat16 autocast on CUDA.
         memory_format: Memory format for 4-D inputs.
     """
     x_all, y_all = split if isinstance(split, tuple) else (split.x, split.y)
+    decode = (lambda x: x) if isinstance(split, tuple) else split.decode
     dev = model_device(model) if device is None else torch.device(device)
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=dev)
     for start in range(0, len(y_all), batch_size):
-        x = x_all[start : start + batch_size].to(dev, non_blocking=True)
+        x = decode(x_all[start : start + batch_size].to(dev, non_blocking=True))
         y = y_all[start : start + batch_size].to(dev, non_blocking=True)
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
@@ -130,11 +132,15 @@ def batch(
     index: torch.Tensor,
     dev: torch.device,
     memory_format: torch.memory_format | None,
+    split: Split | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The examples at ``index`` on ``dev``, standardised by ``split`` if it holds pixels."""
     if x.device != index.device:
         index = index.to(x.device)
     xb = x.index_select(0, index).to(dev, non_blocking=True)
     yb = y.index_select(0, index).to(dev, non_blocking=True)
+    if split is not None:
+        xb = split.decode(xb)
     if memory_format is not None:
         xb = xb.contiguous(memory_format=memory_format)
     return xb, yb

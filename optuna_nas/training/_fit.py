@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from torch import nn
 
 from optuna_nas import _keys
 from optuna_nas.nn import count_params, estimate_flops
+from optuna_nas.training._augment import Augment
 from optuna_nas.training._device import select_device
 from optuna_nas.training._evaluate import (
     autocast,
@@ -115,6 +117,9 @@ def fit(
     inherit_lr_scale: float = INHERIT_LR_SCALE,
     inherit_partial: bool = True,
     fidelity: Fidelity | None = None,
+    augment: Augment | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: bool = False,
 ) -> FitResult:
     """Trains ``model`` on ``data.train`` and scores it on ``data.valid`` every epoch.
 
@@ -175,6 +180,16 @@ def fit(
             too, so they train at ``lr``.
         inherit_partial: Transfer the tensors of ``init_state_dict`` whose shapes differ
             from the child's in part; ``False`` starts them fresh.
+        augment: Augment each training batch on the device (random crop, flip, cutout);
+            see :class:`~optuna_nas.training.Augment`. Flat inputs are left as they are,
+            and the log says so once.
+        checkpoint: A file to save the whole training state to after every epoch (model,
+            optimizer, schedule, random streams, history). If it exists when ``fit``
+            starts, training resumes after its last epoch, so an interrupted run goes on
+            where it stopped; a file of another run (other epochs, batch size or model)
+            raises ``ValueError``. It is written atomically and loaded with
+            ``weights_only=True``.
+        progress: Show a progress bar (tqdm) over the training steps.
 
     Returns:
         A :class:`FitResult`.
@@ -213,6 +228,12 @@ def fit(
     dev = select_device(device)
     use_amp = amp and dev.type == "cuda"
     is_image = data.train.x.dim() == 4
+    if augment is not None and not augment.applies_to(data.input_shape):
+        _logger.warning(
+            "augment has no effect on flat inputs of shape %s; training without it",
+            data.input_shape,
+        )
+        augment = None
     if channels_last is None:
         channels_last = dev.type == "cuda" and is_image
     memory_format = torch.channels_last if channels_last and is_image else None
@@ -258,7 +279,11 @@ def fit(
     try:
         source = data.valid if len(data.valid.y) else data.train
         result.latency_ms = measure_latency(
-            model, source.x[:batch_size], dev, amp=use_amp, memory_format=memory_format
+            model,
+            source.decode(source.x[:batch_size]),
+            dev,
+            amp=use_amp,
+            memory_format=memory_format,
         )
         _set_attrs(trial, {_keys.LATENCY_MS: round(result.latency_ms, 4)})
         _train(
@@ -277,6 +302,9 @@ def fit(
             memory_format=memory_format,
             compile=compile,
             evaluate_test=evaluate_test,
+            augment=augment,
+            checkpoint=checkpoint,
+            progress=progress,
         )
     except torch.cuda.OutOfMemoryError:
         if trial is None:
@@ -312,13 +340,18 @@ def _train(
     memory_format: torch.memory_format | None,
     compile: bool,
     evaluate_test: bool,
+    augment: Augment | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: bool = False,
 ) -> None:
     import optuna
+    from tqdm.auto import tqdm
 
     generator = torch.Generator().manual_seed(seed)
+    augment_generator = torch.Generator().manual_seed(seed + 1)
     torch.manual_seed(seed)
     train_x, train_y = place(data.train, dev)
-    valid = place(data.valid, dev)
+    valid = data.valid.with_tensors(*place(data.valid, dev))
     n_train = len(train_y)
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
 
@@ -327,15 +360,37 @@ def _train(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     train_seconds = 0.0
+    signature = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "n_train": n_train,
+        "n_params": result.n_params,
+    }
+    streams = {"order": generator, "augment": augment_generator}
+    first = 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        first, train_seconds = _resume(
+            checkpoint, signature, model, optimizer, scheduler, streams, result
+        )
+    bar = tqdm(
+        total=epochs * steps_per_epoch,
+        initial=first * steps_per_epoch,
+        disable=not progress,
+        unit="step",
+        desc="training",
+        dynamic_ncols=True,
+    )
 
-    for epoch in range(epochs):
+    for epoch in range(first, epochs):
         model.train()
         start = time.perf_counter()
         order = torch.randperm(n_train, generator=generator).to(train_x.device)
         loss_sum = torch.zeros((), device=dev)
         for step in range(steps_per_epoch):
             index = order[step * batch_size : (step + 1) * batch_size]
-            x, y = batch(train_x, train_y, index, dev, memory_format)
+            x, y = batch(train_x, train_y, index, dev, memory_format, data.train)
+            if augment is not None:
+                x = augment(x, augment_generator)
             with autocast(dev, use_amp):
                 loss = criterion(step_model(x), y)
             optimizer.zero_grad(set_to_none=True)
@@ -343,6 +398,7 @@ def _train(
             optimizer.step()
             scheduler.step()
             loss_sum += loss.detach() * len(index)
+            bar.update()
         train_loss = float(loss_sum) / n_train  # one host sync per epoch
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
@@ -384,22 +440,102 @@ def _train(
                 _keys.SAMPLES_PER_SECOND: round(result.samples_per_second, 1),
             },
         )
+        bar.set_postfix(loss=f"{train_loss:.3f}", valid=f"{accuracy:.4f}")
+        if checkpoint is not None:
+            _save_state(
+                checkpoint,
+                signature,
+                epoch,
+                model,
+                optimizer,
+                scheduler,
+                streams,
+                result,
+                train_seconds,
+            )
         if trial is not None and report_and_check(trial, accuracy, epoch):
+            bar.close()
             raise optuna.TrialPruned(
                 f"pruned after epoch {epoch} at validation accuracy {accuracy:.4f}"
             )
 
+    bar.close()
     if evaluate_test:
-        test = place(data.test, dev)
         result.test_accuracy = evaluate(
             step_model,
-            test,
+            data.test,
             dev,
             batch_size=max(batch_size, 512),
             amp=use_amp,
             memory_format=memory_format,
         )
         _set_attrs(trial, {_keys.TEST_ACCURACY: result.test_accuracy})
+
+
+def _save_state(
+    path: str | os.PathLike[str],
+    signature: dict[str, int],
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    streams: dict[str, torch.Generator],
+    result: FitResult,
+    train_seconds: float,
+) -> None:
+    """Writes the training state after ``epoch`` to ``path`` atomically."""
+    state = {
+        "signature": signature,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "streams": {name: g.get_state() for name, g in streams.items()},
+        "torch_rng": torch.get_rng_state(),
+        "history": result.history,
+        "train_seconds": train_seconds,
+    }
+    partial = f"{os.fspath(path)}.partial"
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _resume(
+    path: str | os.PathLike[str],
+    signature: dict[str, int],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    streams: dict[str, torch.Generator],
+    result: FitResult,
+) -> tuple[int, float]:
+    """Restores the state saved by :func:`_save_state`; returns the next epoch and the
+    training seconds spent so far."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        stored = state["signature"]
+    except Exception as err:  # a truncated file or another format
+        raise ValueError(
+            f"cannot resume from checkpoint {os.fspath(path)!r} ({err}); delete it to start over"
+        ) from None
+    if stored != signature:
+        raise ValueError(
+            f"checkpoint {os.fspath(path)!r} belongs to another run ({stored}, this run: "
+            f"{signature}); delete it or pass another checkpoint path"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    for name, generator in streams.items():
+        generator.set_state(state["streams"][name])
+    torch.set_rng_state(state["torch_rng"])
+    result.history = list(state["history"])
+    if result.history:
+        last = result.history[-1]["valid_accuracy"]
+        result.valid_accuracy = last
+        result.best_valid_accuracy = max(h["valid_accuracy"] for h in result.history)
+    _logger.info("resuming from %s after epoch %d", os.fspath(path), state["epoch"])
+    return int(state["epoch"]) + 1, float(state["train_seconds"])
 
 
 def _param_groups(
