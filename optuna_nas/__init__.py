@@ -6,7 +6,8 @@ The pieces follow one data flow: a space from :mod:`optuna_nas.spaces` turns a t
 its learning curve to the trial. :mod:`optuna_nas.samplers` and :mod:`optuna_nas.pruners`
 create samplers and pruners by name, :mod:`optuna_nas.study` creates studies that
 remember their settings, :mod:`optuna_nas.workers` runs them on many GPUs, and
-:mod:`optuna_nas.dashboard` shows a search in optuna-dashboard.
+:mod:`optuna_nas.dashboard` shows a search in optuna-dashboard. :mod:`optuna_nas.export`
+writes the chosen network as a bundle that :func:`load_model` restores.
 
 Importing the package is cheap: the subpackages and names below load on first use, so
 ``optuna-nas --help`` does not import PyTorch.
@@ -23,6 +24,7 @@ _SUBPACKAGES = (
     "benchmarks",
     "dashboard",
     "data",
+    "export",
     "nn",
     "pruners",
     "samplers",
@@ -57,6 +59,7 @@ _NAMES = {
     "run_worker": "optuna_nas.workers",
     "Architecture": "optuna_nas.spaces",
     "Fidelity": "optuna_nas.training",
+    "load_model": "optuna_nas.export",
 }
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
         benchmarks,
         dashboard,
         data,
+        export,
         nn,
         pruners,
         samplers,
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
         write_trial_artifact,
     )
     from optuna_nas._storage import StorageError, mask_url, open_storage
+    from optuna_nas.export import load_model
     from optuna_nas.spaces import Architecture
     from optuna_nas.study import (
         ArchitectureObjective,
@@ -139,6 +144,8 @@ __all__ = [
     "dashboard",
     "data",
     "default_artifact_dir",
+    "export",
+    "load_model",
     "mask_url",
     "nn",
     "open_artifact_store",

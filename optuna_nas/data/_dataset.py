@@ -94,6 +94,10 @@ class Dataset:
         num_classes: Number of classes; labels lie in ``[0, num_classes)``.
         classes: Class names in label order (a folder's class folders, a table's label
             values), or ``None`` where the labels are the names.
+        input_mean: Per-channel mean that standardised the inputs, in the units of the
+            data as read (pixels 0-255 for images held as uint8), or ``None``. A deployed
+            model needs ``(x - input_mean) / input_std`` applied to its raw inputs.
+        input_std: Per-channel standard deviation matching ``input_mean``.
     """
 
     name: str
@@ -103,6 +107,8 @@ class Dataset:
     input_shape: tuple[int, ...]
     num_classes: int
     classes: tuple[str, ...] | None = None
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:

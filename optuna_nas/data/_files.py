@@ -107,6 +107,13 @@ def read_image_folder(root: Path, *, resolution: int | None = None) -> RawData:
             single class, a class of ``valid/`` or ``test/`` that ``train/`` lacks, an
             unreadable image, or images of several sizes without ``resolution``.
     """
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        raise DataError(
+            f"{root}: reading an image folder needs Pillow; install it with "
+            "pip install 'optuna-nas[vision]'"
+        ) from None
     layout = {name: root / name for name in SPLIT_NAMES if (root / name).is_dir()}
     if layout and "train" not in layout:
         raise DataError(

@@ -149,8 +149,8 @@ def _split(
         raise ValueError(f"valid_fraction must lie in (0, 1), got {valid_fraction}")
     check_data_fraction(data_fraction)
     if raw.valid is not None:
-        train, valid, test = _standardise(raw.train, (raw.train, raw.valid, raw.test))
-        return _assemble(name, raw, train, valid, test, seed, data_fraction, resolution)
+        (train, valid, test), stats = _standardise(raw.train, (raw.train, raw.valid, raw.test))
+        return _assemble(name, raw, (train, valid, test), stats, seed, data_fraction, resolution)
     n_valid = round(valid_fraction * len(raw.train))
     if not 1 <= n_valid < len(raw.train):
         raise ValueError(
@@ -160,26 +160,25 @@ def _split(
         )
     # Statistics of the whole official training split keep the test tensors independent
     # of `seed`; test examples never enter them.
-    official, test = _standardise(raw.train, (raw.train, raw.test))
+    (official, test), stats = _standardise(raw.train, (raw.train, raw.test))
     valid_index = stratified_subset(official.y, n_valid, seed=seed)
     train = take(official, complement(valid_index, len(official)))
     valid = take(official, valid_index)
-    return _assemble(name, raw, train, valid, test, seed, data_fraction, resolution)
+    return _assemble(name, raw, (train, valid, test), stats, seed, data_fraction, resolution)
 
 
 def _assemble(
     name: str,
     raw: RawData,
-    train: Split,
-    valid: Split,
-    test: Split,
+    splits: tuple[Split, ...],
+    stats: tuple[tuple[float, ...], tuple[float, ...]],
     seed: int,
     data_fraction: float,
     resolution: int | None,
 ) -> Dataset:
     train, valid, test = (
         split.with_tensors(split.x.reshape(len(split), *raw.input_shape), split.y)
-        for split in (train, valid, test)
+        for split in splits
     )
     dataset = Dataset(
         name=name,
@@ -189,19 +188,27 @@ def _assemble(
         input_shape=raw.input_shape,
         num_classes=raw.num_classes,
         classes=raw.classes,
+        input_mean=stats[0],
+        input_std=stats[1],
     )
     return dataset.with_fidelity(data_fraction=data_fraction, resolution=resolution, seed=seed)
 
 
-def _standardise(reference: Split, splits: tuple[Split, ...]) -> tuple[Split, ...]:
+def _standardise(
+    reference: Split, splits: tuple[Split, ...]
+) -> tuple[tuple[Split, ...], tuple[tuple[float, ...], tuple[float, ...]]]:
     """Standardises each channel (dimension 1) to zero mean, unit variance on ``reference``.
 
     Float inputs are shifted and scaled in place; uint8 pixels stay as they are and get
     the statistics, which :meth:`Split.decode` applies batch by batch.
+
+    Returns:
+        The splits, and the per-channel mean and standard deviation in input units.
     """
     if reference.x.dtype == torch.uint8:
         mean, std = _pixel_statistics(reference.x)
-        return tuple(Split(split.x, split.y, mean=mean, std=std) for split in splits)
+        stats = (tuple(mean.tolist()), tuple(std.tolist()))
+        return tuple(Split(split.x, split.y, mean=mean, std=std) for split in splits), stats
     dims = [0, *range(2, reference.x.dim())]
     mean = reference.x.mean(dim=dims, keepdim=True)
     std = reference.x.std(dim=dims, keepdim=True, correction=0)
@@ -209,7 +216,7 @@ def _standardise(reference: Split, splits: tuple[Split, ...]) -> tuple[Split, ..
     std = torch.where(std > 0, std, torch.ones_like(std))
     for split in splits:
         split.x.sub_(mean).div_(std)
-    return splits
+    return splits, (tuple(mean.flatten().tolist()), tuple(std.flatten().tolist()))
 
 
 def _pixel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -231,6 +231,49 @@ class Architecture:
         """Recreates the space this architecture belongs to."""
         return create(self.space, **self.space_config)
 
+    def scaled(self, *, cells: int | None = None, channels: int | None = None) -> Architecture:
+        """The same cell in a network of another depth or width (cell transfer).
+
+        Cells searched in a small network are retrained in a bigger one by repeating them
+        more often and widening them (Zoph et al. 2018). The architecture's parameters stay
+        the same; the space's size arguments change, as each space's
+        :attr:`SearchSpace.scale_keys` names them.
+
+        Args:
+            cells: Number of cells (``cells_per_stage`` of ``nb201``, ``layers`` of
+                ``darts``, ``cells`` of ``hierarchical``); ``None`` keeps it.
+            channels: Channels of the first cells; ``None`` keeps them.
+
+        Returns:
+            A new architecture of the resized space.
+
+        Raises:
+            ValueError: If the space has no such size (``chain``, ``multibranch``: use a
+                width multiplier) or the new size is invalid.
+
+        References:
+            B. Zoph, V. Vasudevan, J. Shlens and Q. V. Le. Learning Transferable
+            Architectures for Scalable Image Recognition. CVPR 2018.
+        """
+        space = self.get_space()
+        config = self.space_config
+        for kind, value in (("cells", cells), ("channels", channels)):
+            if value is None:
+                continue
+            key = space.scale_keys.get(kind)
+            if key is None:
+                raise ValueError(
+                    f"space {self.space!r} has no {kind} to set; "
+                    + (
+                        f"it scales {' and '.join(space.scale_keys)}"
+                        if space.scale_keys
+                        else "scale its width with a width multiplier instead"
+                    )
+                )
+            config[key] = value
+        resized = create(self.space, **config)
+        return resized.from_params(self.param_dict)
+
     @property
     def genotype(self) -> Any:
         """The space's decoded, structured view of the parameters (see each space)."""
@@ -358,6 +401,10 @@ class SearchSpace(abc.ABC):
     """
 
     name: ClassVar[str]
+
+    scale_keys: ClassVar[dict[str, str]] = {}
+    """The configuration keys that :meth:`Architecture.scaled` sets for ``"cells"`` and
+    ``"channels"``; empty for a space without repeated cells."""
 
     def __init__(self, **config: Any) -> None:
         self._config = {k: _to_jsonable(v) for k, v in config.items()}

@@ -120,6 +120,8 @@ class NB201Space(CellSpace):
     name = "nb201"
     ops = NB201_OPS
 
+    scale_keys: ClassVar[dict[str, str]] = {"cells": "cells_per_stage", "channels": "channels"}
+
     def __init__(self, channels: int = 16, cells_per_stage: int = 5) -> None:
         super().__init__(channels=channels, cells_per_stage=cells_per_stage)
         self.channels = channels
@@ -302,6 +304,8 @@ class DARTSSpace(CellSpace):
 
     name = "darts"
     ops = DARTS_OPS
+
+    scale_keys: ClassVar[dict[str, str]] = {"cells": "layers", "channels": "channels"}
 
     def __init__(self, channels: int = 16, layers: int = 8) -> None:
         super().__init__(channels=channels, layers=layers)

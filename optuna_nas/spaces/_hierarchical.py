@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -94,6 +94,8 @@ class HierarchicalSpace(SearchSpace):
     """
 
     name = "hierarchical"
+
+    scale_keys: ClassVar[dict[str, str]] = {"cells": "cells", "channels": "channels"}
 
     def __init__(
         self,
