@@ -69,7 +69,19 @@ def add_parser(sub: Any) -> None:
         f"repeatable (default: none; {_STORED})",
     )
     search.add_argument(
-        "--dataset", default=None, help=f"dataset name (default: mnist1d; {_STORED})"
+        "--dataset",
+        default=None,
+        help="dataset name, or the path of your own data: an image folder (one subfolder per "
+        f"class), a .npz with x and y, or a .csv with --target (default: mnist1d; {_STORED})",
+    )
+    search.add_argument(
+        "--target", default=None, help=f"label column of a .csv dataset ({_STORED})"
+    )
+    search.add_argument(
+        "--resolution",
+        type=positive_int,
+        default=None,
+        help=f"resize images to N x N (needed for folders of mixed sizes; {_STORED})",
     )
     search.add_argument(
         "--data-root", default=None, help="local root of torchvision datasets (default: none)"
@@ -287,7 +299,10 @@ def run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space_name = args.space or DEFAULTS["space"]
-    study_name = args.study_name or f"{space_name}-{args.dataset or DEFAULTS['dataset']}"
+    if args.dataset is not None and args.dataset not in data.available():
+        args.dataset = str(Path(args.dataset).expanduser().resolve())  # workers elsewhere too
+    dataset_label = Path(args.dataset).stem if args.dataset else DEFAULTS["dataset"]
+    study_name = args.study_name or f"{space_name}-{dataset_label}"
     # Everything is validated before the storage is written, so bad input leaves no study.
     try:
 
@@ -314,10 +329,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             space_kwargs = spaces.parse_space_args(settings["space_args"] or [])
             space = spaces.create(settings["space"], **space_kwargs)
-        if settings["dataset"] not in data.available():
+        if settings["dataset"] not in data.available() and not data.is_path(settings["dataset"]):
             raise ValueError(
                 f"unknown dataset {settings['dataset']!r}; choose one of: "
-                f"{', '.join(data.available())}"
+                f"{', '.join(data.available())}, or pass the path of an image folder, a .npz "
+                "or a .csv"
             )
         sampler_kwargs = settings.get("sampler_kwargs") or spaces.parse_space_args(
             settings.get("sampler_args", []), option="--sampler-arg"
@@ -366,6 +382,12 @@ def run(args: argparse.Namespace) -> int:
         options: dict[str, Any] = {"seed": settings["seed"]}
         if args.data_root:
             options["root"] = str(Path(args.data_root).resolve())
+        for option in ("target", "resolution"):
+            value = getattr(args, option)
+            if value is None and attrs is not None and args.dataset is None:
+                value = (attrs.get(_keys.STUDY_DATASET) or {}).get("options", {}).get(option)
+            if value is not None:
+                options[option] = value
         dataset_config = DatasetConfig(settings["dataset"], options)
         if attrs is not None:
             check_resume(

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from optuna_nas.data._dataset import Dataset, Split
-from optuna_nas.data._files import DataError
+from optuna_nas.data._files import DataError, is_path
 from optuna_nas.data._load import available, load
 from optuna_nas.data._sources import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
@@ -28,5 +28,6 @@ __all__ = [
     "Dataset",
     "Split",
     "available",
+    "is_path",
     "load",
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,17 +75,10 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
     example = example.cpu()
     try:
         batch = torch.export.Dim("batch", min=1)
-        torch.onnx.export(
-            model,
-            (example,),
-            os.fspath(path),
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_shapes=({0: batch},),
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
+        with warnings.catch_warnings():  # the exporter's own deprecation notices
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _onnx_export(model, example, path, batch)
         session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
         (outputs,) = session.run(["logits"], {"input": example.numpy()})
     except BundleError:
@@ -92,6 +87,22 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
         raise BundleError(f"{os.fspath(path)}: ONNX export failed ({err})") from None
     with torch.no_grad():
         return _check(path, model(example), torch.from_numpy(outputs))
+
+
+def _onnx_export(
+    model: nn.Module, example: torch.Tensor, path: str | os.PathLike[str], batch: Any
+) -> None:
+    torch.onnx.export(
+        model,
+        (example,),
+        os.fspath(path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
 
 
 def _export(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:

@@ -26,6 +26,7 @@ from optuna_nas.study._objective import (
     InheritanceHook,
     TrialHook,
 )
+from optuna_nas.study._retrain import RetrainResult, record_retrain, retrain, retrained
 from optuna_nas.study._retry import OOMRetryCallback, enqueue_retry, is_retry, trials_counted
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "InheritanceHook",
     "OOMRetryCallback",
     "ObjectiveConfig",
+    "RetrainResult",
     "TrainingConfig",
     "TrialHook",
     "best_trial",
@@ -44,6 +46,9 @@ __all__ = [
     "enqueue_retry",
     "is_retry",
     "objective_settings",
+    "record_retrain",
+    "retrain",
+    "retrained",
     "resumed_seed",
     "trials_counted",
     "study_settings",
