@@ -4,8 +4,9 @@ Subcommands, one module each (``add_parser(sub)`` and ``run(args)``):
 
 * ``search``: run (or resume) an architecture search and print the best architecture;
 * ``best``: print or export the best architecture of a stored study as JSON;
-* ``train-best``: rebuild the best architecture from storage, retrain it on train+valid
-  and report its test accuracy;
+* ``train-best``: retrain the best (or any) architecture on train+valid, possibly on
+  another dataset and scaled up, record its test accuracy on the study and export it;
+* ``report``: write a study report (Markdown, plots, the top architectures drawn);
 * ``benchmark``: compare samplers on a tabular benchmark (NAS-Bench-201) over many seeds
   and print a table of the reported test accuracies;
 * ``worker``: start and supervise worker processes (one per GPU slot, or CPU workers)
@@ -29,19 +30,21 @@ from optuna_nas.cli import (
     _benchmark,
     _best,
     _dashboard,
+    _report,
     _search,
     _train_best,
     _worker,
 )
 from optuna_nas.cli._common import DEFAULT_STORAGE, CLIError
 
-SUBCOMMANDS = (_search, _best, _train_best, _benchmark, _worker, _dashboard)
+SUBCOMMANDS = (_search, _best, _train_best, _report, _benchmark, _worker, _dashboard)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``optuna-nas`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args))

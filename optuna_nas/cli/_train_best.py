@@ -131,12 +131,11 @@ def run(args: argparse.Namespace) -> int:
         augment = Augment(
             flip=len(dataset.input_shape) == 3 and not args.no_flip, cutout=args.cutout
         )
-    command = "optuna-nas " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None
+    command = _command(args.argv)
     checkpoint = (
         Path(args.checkpoint) if args.checkpoint else _default_checkpoint(args, study, _keys)
     )
     resuming = checkpoint.exists()
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
     try:
         result = retrain(
             study,
@@ -198,6 +197,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(argv: list[str]) -> str:
+    """The command line as typed, with any password in a storage URL masked."""
+    from optuna_nas._storage import mask_url
+
+    shown = []
+    for i, word in enumerate(argv):
+        if i and argv[i - 1] == "--storage":
+            word = mask_url(word)
+        elif word.startswith("--storage="):
+            word = "--storage=" + mask_url(word.split("=", 1)[1])
+        shown.append(word)
+    return "optuna-nas " + shlex.join(shown)
+
+
 def _load_dataset(args: argparse.Namespace, dataset_config: Any, data: Any) -> Any:
     if args.dataset is None:
         if args.target is not None:
@@ -214,7 +227,7 @@ def _load_dataset(args: argparse.Namespace, dataset_config: Any, data: Any) -> A
     if args.data_root:
         options["root"] = str(Path(args.data_root).resolve())
     name = args.dataset
-    if name not in data.available():
+    if name not in data.available() and data.is_path(name):
         name = str(Path(name).expanduser().resolve())
     return data.load(name, resolution=args.resolution, **options)
 
@@ -250,6 +263,7 @@ def _default_checkpoint(args: argparse.Namespace, study: Any, keys: Any) -> Path
 def _announce(
     number: int, arch: Any, epochs: int, dataset: Any, checkpoint: Path, resuming: bool
 ) -> None:
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)  # only once everything is checked
     print(f"Retraining trial #{number}: {arch}")
     print(
         f"on {dataset.name}: {len(dataset.train) + len(dataset.valid)} examples (train + valid), "

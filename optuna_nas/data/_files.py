@@ -51,6 +51,8 @@ class DataError(ValueError):
 
 def is_path(name: str) -> bool:
     """Whether a dataset name is meant as a path rather than a registry name."""
+    if not name:
+        return False
     path = Path(name).expanduser()
     return path.suffix.lower() in (".npz", ".csv") or "/" in name or path.exists()
 

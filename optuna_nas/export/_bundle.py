@@ -209,10 +209,18 @@ def load_model(
     Example:
         .. code-block:: python
 
-            import optuna_nas
+            import numpy as np
+            import torch
 
-            model = optuna_nas.load_model("best-model")
-            logits = model(inputs)
+            import optuna_nas
+            from optuna_nas import export, spaces
+
+            space = spaces.create("nb201", channels=4, cells_per_stage=1)
+            arch = space.from_params(space.sample_params(np.random.RandomState(0)))
+            model = arch.build((1, 8, 8), 10)  # train it first, e.g. with training.fit
+            export.save_bundle(model, "best-model", export.Bundle(arch.to_dict(), (1, 8, 8), 10))
+            restored = optuna_nas.load_model("best-model")
+            logits = restored(torch.randn(4, 1, 8, 8))
     """
     from optuna_nas.spaces import Architecture
 

@@ -157,11 +157,19 @@ def export_model(
     Example:
         .. code-block:: python
 
-            from optuna_nas import export
+            import numpy as np
+            import torch
 
+            import optuna_nas
+            from optuna_nas import export, spaces
+
+            space = spaces.create("nb201", channels=4, cells_per_stage=1)
+            arch = space.from_params(space.sample_params(np.random.RandomState(0)))
+            model = arch.build((1, 8, 8), 10)  # train it first, e.g. with training.fit
             bundle = export.Bundle(arch.to_dict(), (1, 8, 8), 10)
-            export.export_model(model, "best-model", bundle, onnx=True)
-            model = export.load_model("best-model")
+            export.export_model(model, "best-model", bundle, program=True)
+            program = torch.export.load("best-model/model.pt2").module()
+            logits = program(torch.randn(4, 1, 8, 8))
     """
     folder = save_bundle(model, path, bundle)
     model = model.eval().cpu()

@@ -26,7 +26,13 @@ from optuna_nas.study._objective import (
     InheritanceHook,
     TrialHook,
 )
-from optuna_nas.study._retrain import RetrainResult, record_retrain, retrain, retrained
+from optuna_nas.study._retrain import (
+    RetrainResult,
+    record_retrain,
+    retrain,
+    retrained,
+    train_final,
+)
 from optuna_nas.study._retry import OOMRetryCallback, enqueue_retry, is_retry, trials_counted
 
 __all__ = [
@@ -49,6 +55,7 @@ __all__ = [
     "record_retrain",
     "retrain",
     "retrained",
+    "train_final",
     "resumed_seed",
     "trials_counted",
     "study_settings",

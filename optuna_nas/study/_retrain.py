@@ -140,7 +140,6 @@ def retrain(
     """
     from optuna_nas.spaces import Architecture
     from optuna_nas.study._create import best_trial, study_settings
-    from optuna_nas.training import fit, seed_everything
 
     space, dataset_config, training = study_settings(study)
     chosen = best_trial(study) if trial is None else _trial(study, trial)
@@ -154,12 +153,75 @@ def retrain(
     if cells is not None or channels is not None:
         arch = arch.scaled(cells=cells, channels=channels)
     data = dataset_config.load() if dataset is None else dataset
-    full = dataclasses.replace(data, train=data.merged_train())
     epochs = epochs or training.epochs
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
     if on_start is not None:
         on_start(chosen.number, arch, epochs)
+    result = train_final(
+        arch,
+        data,
+        width_multiplier=width_multiplier,
+        epochs=epochs,
+        batch_size=batch_size or training.batch_size,
+        lr=lr or training.lr,
+        weight_decay=training.weight_decay,
+        augment=augment,
+        label_smoothing=label_smoothing,
+        seed=seed,
+        device=device or training.device,
+        checkpoint=checkpoint,
+        progress=progress,
+    )
+    result.trial = chosen.number
+    result.command = command
+    return result
+
+
+def train_final(
+    arch: Architecture,
+    data: Dataset,
+    *,
+    epochs: int,
+    width_multiplier: float = 1.0,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    augment: Augment | None = None,
+    label_smoothing: float = 0.0,
+    seed: int = 0,
+    device: str | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> RetrainResult:
+    """Trains ``arch`` from scratch on ``data``'s train + valid and scores it on test.
+
+    The training half of :func:`retrain`, for an architecture that no trial holds (a
+    random baseline, say). The result's ``trial`` is -1.
+
+    Args:
+        arch: The architecture, already scaled if wanted.
+        data: The dataset.
+        epochs: Training epochs.
+        width_multiplier: Factor on every layer's width.
+        batch_size: Examples per step.
+        lr: Peak learning rate of AdamW (cosine schedule).
+        weight_decay: AdamW weight decay.
+        augment: Batch augmentation.
+        label_smoothing: Label smoothing of the loss.
+        seed: Seeds initialisation, batch order and augmentation.
+        device: ``None`` picks CUDA, then MPS, then the CPU.
+        checkpoint: Epoch checkpoint file to resume from and save to.
+        progress: Show a progress bar.
+
+    Returns:
+        The result, with the trained model.
+    """
+    from optuna_nas.training import fit, seed_everything
+
+    if not width_multiplier > 0:
+        raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
+    full = dataclasses.replace(data, train=data.merged_train())
     seed_everything(seed)
     model = arch.build(data.input_shape, data.num_classes, width_multiplier=width_multiplier)
     start = time.perf_counter()
@@ -167,11 +229,11 @@ def retrain(
         model,
         full,
         epochs=epochs,
-        batch_size=batch_size or training.batch_size,
-        lr=lr or training.lr,
-        weight_decay=training.weight_decay,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
         label_smoothing=label_smoothing,
-        device=device or training.device,
+        device=device,
         seed=seed,
         evaluate_test=True,
         augment=augment,
@@ -179,15 +241,15 @@ def retrain(
         progress=progress,
     )
     settings = {
-        "batch_size": batch_size or training.batch_size,
-        "lr": lr or training.lr,
+        "batch_size": batch_size,
+        "lr": lr,
         "label_smoothing": label_smoothing,
         "augment": None if augment is None else dataclasses.asdict(augment),
         "seed": seed,
         "device": result.device,
     }
     return RetrainResult(
-        trial=chosen.number,
+        trial=-1,
         architecture=arch,
         dataset=data.name,
         width_multiplier=width_multiplier,
@@ -199,7 +261,6 @@ def retrain(
         flops=result.flops,
         seconds=time.perf_counter() - start,
         settings=settings,
-        command=command,
         model=model,
         data=data,
         fit=result,
@@ -215,6 +276,8 @@ def record_retrain(study: optuna.Study, result: RetrainResult) -> None:
     """
     import optuna
 
+    from optuna_nas._compat import trial_id
+
     records = list(study.user_attrs.get(RETRAINED, []))
     records.append(result.record())
     study.set_user_attr(RETRAINED, records)
@@ -229,7 +292,7 @@ def record_retrain(study: optuna.Study, result: RetrainResult) -> None:
         return
     frozen = study.get_trials(deepcopy=False)[result.trial]
     mine = [r for r in records if r["trial"] == result.trial]
-    save_note(optuna.Trial(study, frozen._trial_id), _note(result.trial, mine))
+    save_note(optuna.Trial(study, trial_id(frozen)), _note(result.trial, mine))
 
 
 def retrained(study: optuna.Study) -> list[dict[str, Any]]:

@@ -36,11 +36,15 @@ class Augment:
     Example:
         .. code-block:: python
 
+            import numpy as np
+
             from optuna_nas import data, spaces, training
 
             dataset = data.load("digits")
-            model = spaces.create("nb201").sample(seed=0).build(dataset.input_shape, 10)
-            training.fit(model, dataset, epochs=2, augment=training.Augment(cutout=2))
+            space = spaces.create("nb201", channels=4, cells_per_stage=1)
+            arch = space.from_params(space.sample_params(np.random.RandomState(0)))
+            model = arch.build(dataset.input_shape, dataset.num_classes)
+            training.fit(model, dataset, epochs=1, augment=training.Augment(cutout=2))
     """
 
     crop_padding: int | None = None

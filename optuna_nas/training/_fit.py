@@ -31,6 +31,7 @@ from optuna_nas.training._inherit import (
     transfer_weights,
 )
 from optuna_nas.training._report import report_and_check
+from optuna_nas.training._resume import EpochCheckpoint
 
 if TYPE_CHECKING:
     import optuna
@@ -359,19 +360,14 @@ def _train(
     optimizer = torch.optim.AdamW(params, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    train_seconds = 0.0
-    signature = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "n_train": n_train,
-        "n_params": result.n_params,
-    }
-    streams = {"order": generator, "augment": augment_generator}
-    first = 0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        first, train_seconds = _resume(
-            checkpoint, signature, model, optimizer, scheduler, streams, result
-        )
+    first, train_seconds = 0, 0.0
+    saver = None
+    if checkpoint is not None:
+        signature = {"epochs": epochs, "batch_size": batch_size, "n_train": n_train}
+        signature["n_params"] = result.n_params
+        streams = {"order": generator, "augment": augment_generator}
+        saver = EpochCheckpoint(checkpoint, signature, model, optimizer, scheduler, streams)
+        first, train_seconds = saver.restore(result)
     bar = tqdm(
         total=epochs * steps_per_epoch,
         initial=first * steps_per_epoch,
@@ -441,18 +437,8 @@ def _train(
             },
         )
         bar.set_postfix(loss=f"{train_loss:.3f}", valid=f"{accuracy:.4f}")
-        if checkpoint is not None:
-            _save_state(
-                checkpoint,
-                signature,
-                epoch,
-                model,
-                optimizer,
-                scheduler,
-                streams,
-                result,
-                train_seconds,
-            )
+        if saver is not None:
+            saver.save(epoch, result, train_seconds)
         if trial is not None and report_and_check(trial, accuracy, epoch):
             bar.close()
             raise optuna.TrialPruned(
@@ -470,72 +456,6 @@ def _train(
             memory_format=memory_format,
         )
         _set_attrs(trial, {_keys.TEST_ACCURACY: result.test_accuracy})
-
-
-def _save_state(
-    path: str | os.PathLike[str],
-    signature: dict[str, int],
-    epoch: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    streams: dict[str, torch.Generator],
-    result: FitResult,
-    train_seconds: float,
-) -> None:
-    """Writes the training state after ``epoch`` to ``path`` atomically."""
-    state = {
-        "signature": signature,
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "streams": {name: g.get_state() for name, g in streams.items()},
-        "torch_rng": torch.get_rng_state(),
-        "history": result.history,
-        "train_seconds": train_seconds,
-    }
-    partial = f"{os.fspath(path)}.partial"
-    torch.save(state, partial)
-    os.replace(partial, path)
-
-
-def _resume(
-    path: str | os.PathLike[str],
-    signature: dict[str, int],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    streams: dict[str, torch.Generator],
-    result: FitResult,
-) -> tuple[int, float]:
-    """Restores the state saved by :func:`_save_state`; returns the next epoch and the
-    training seconds spent so far."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        stored = state["signature"]
-    except Exception as err:  # a truncated file or another format
-        raise ValueError(
-            f"cannot resume from checkpoint {os.fspath(path)!r} ({err}); delete it to start over"
-        ) from None
-    if stored != signature:
-        raise ValueError(
-            f"checkpoint {os.fspath(path)!r} belongs to another run ({stored}, this run: "
-            f"{signature}); delete it or pass another checkpoint path"
-        )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    for name, generator in streams.items():
-        generator.set_state(state["streams"][name])
-    torch.set_rng_state(state["torch_rng"])
-    result.history = list(state["history"])
-    if result.history:
-        last = result.history[-1]["valid_accuracy"]
-        result.valid_accuracy = last
-        result.best_valid_accuracy = max(h["valid_accuracy"] for h in result.history)
-    _logger.info("resuming from %s after epoch %d", os.fspath(path), state["epoch"])
-    return int(state["epoch"]) + 1, float(state["train_seconds"])
 
 
 def _param_groups(

@@ -83,6 +83,20 @@ BAD += [
     (["benchmark", "nb201"], "--protocol", ["C"]),
     (["benchmark", "nb201"], "--dataset", ["bogus"]),
     (["benchmark", "nb201"], "--nb201-dir", ["/nonexistent/nb201"]),
+    (["search"], "--dataset", ["/nonexistent/images", "missing.npz", "missing.csv"]),
+    (["search"], "--resolution", ["0", "-1", "x"]),
+    (["search", "--dataset", "mnist1d"], "--resolution", ["16"]),
+    (["train-best"], "--trial", ["-1", "x", "1.5"]),
+    (["train-best"], "--cells", ["0", "x"]),
+    (["train-best"], "--channels", ["0", "x"]),
+    (["train-best"], "--width-multiplier", ["0", "-1", "nan", "x"]),
+    (["train-best"], "--cutout", ["-1", "x"]),
+    (["train-best"], "--label-smoothing", ["-1", "x"]),
+    (["train-best"], "--dataset", ["bogus", "/nonexistent/data.npz"]),
+    (["train-best", "--export-program"], "--onnx", ["--no-progress"]),
+    (["report"], "--top", ["0", "x"]),
+    (["report"], "--format", ["gif", ""]),
+    (["report"], "--study-name", ["bogus", "s"]),
 ]
 STORAGES = [
     "bogus",
@@ -102,7 +116,13 @@ for command in (
 ):
     BAD.append((command, "--storage", STORAGES))
 # Commands that only read a study: a file that does not exist is not created.
-for command in (["best"], ["train-best"], ["dashboard"], ["worker", "--study-name", "s"]):
+for command in (
+    ["best"],
+    ["train-best"],
+    ["report"],
+    ["dashboard"],
+    ["worker", "--study-name", "s"],
+):
     BAD.append((command, "--storage", ["sqlite:///typo.db", "journal.log"]))
 
 CASES = [

@@ -39,7 +39,8 @@ def test_bundle_round_trip(tmp_path: Path, trained) -> None:
     model, arch, dataset = trained
     folder = export.save_bundle(model, tmp_path / "b", _bundle(arch, dataset))
     manifest = json.loads((folder / "bundle.json").read_text())
-    assert manifest["format"] == "optuna-nas-bundle" and manifest["metadata"]["test_accuracy"] == 0.5
+    assert manifest["format"] == "optuna-nas-bundle"
+    assert manifest["metadata"]["test_accuracy"] == 0.5
     loaded = optuna_nas.load_model(folder)
     assert not loaded.training
     x = dataset.test.x[:16]
@@ -47,7 +48,8 @@ def test_bundle_round_trip(tmp_path: Path, trained) -> None:
         assert torch.equal(loaded(x), model(x))
         # raw_inputs takes the data as read: digits pixels scaled to [0, 1].
         raw = x * dataset.input_std[0] + dataset.input_mean[0]
-        assert torch.allclose(optuna_nas.load_model(folder, raw_inputs=True)(raw), model(x), atol=1e-5)
+        standardizing = optuna_nas.load_model(folder, raw_inputs=True)
+        assert torch.allclose(standardizing(raw), model(x), atol=1e-5)
 
 
 def test_bundle_refuses_a_model_of_another_architecture(tmp_path: Path, trained) -> None:
@@ -60,7 +62,7 @@ def test_bundle_refuses_a_model_of_another_architecture(tmp_path: Path, trained)
 
 def test_loading_bad_bundles(tmp_path: Path, trained) -> None:
     model, arch, dataset = trained
-    with pytest.raises(export.BundleError, match="no bundle.json"):
+    with pytest.raises(export.BundleError, match=r"no bundle\.json"):
         optuna_nas.load_model(tmp_path)
     folder = export.save_bundle(model, tmp_path / "b", _bundle(arch, dataset))
     manifest = json.loads((folder / "bundle.json").read_text())
