@@ -25,12 +25,15 @@ class Split:
         mean: Per-channel mean of uint8 inputs in pixel units (``C``), or ``None``.
         std: Per-channel standard deviation of uint8 inputs in pixel units (``C``), or
             ``None``.
+        on_disk: The inputs are memory-mapped from a file, too big to hold in memory;
+            training reads them batch by batch and never copies them whole.
     """
 
     x: torch.Tensor
     y: torch.Tensor
     mean: torch.Tensor | None = None
     std: torch.Tensor | None = None
+    on_disk: bool = False
 
     def __post_init__(self) -> None:
         raw = self.x.dtype == torch.uint8
@@ -197,11 +200,34 @@ class Dataset:
         """Training and validation examples together, for retraining the final architecture.
 
         Returns:
-            A new :class:`Split`: ``train`` followed by ``valid``.
+            A new :class:`Split`: ``train`` followed by ``valid``; a view without a copy
+            when both lie next to each other in one tensor (an image folder, memory-mapped
+            or not).
         """
-        return self.train.with_tensors(
-            torch.cat([self.train.x, self.valid.x]), torch.cat([self.train.y, self.valid.y])
-        )
+        return Dataset.merge((self.train, self.valid))
+
+    @staticmethod
+    def merge(splits: tuple[Split, ...]) -> Split:
+        """The examples of ``splits`` one after the other, with the first's statistics."""
+        first = splits[0]
+        y = torch.cat([s.y for s in splits])
+        x, end = first.x, first.x.storage_offset() + first.x.numel()
+        adjacent = first.x.is_contiguous()
+        for s in splits[1:]:
+            adjacent = adjacent and bool(
+                s.x.is_contiguous()
+                and s.x.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+                and s.x.storage_offset() == end
+            )
+            end += s.x.numel()
+        if adjacent:
+            shape = (len(y), *first.x.shape[1:])
+            x = first.x.new_empty(0).set_(
+                first.x.untyped_storage(), first.x.storage_offset(), shape, first.x.stride()
+            )
+        else:
+            x = torch.cat([s.x for s in splits])
+        return first.with_tensors(x, y)
 
 
 def check_data_fraction(data_fraction: float) -> None:
@@ -233,6 +259,24 @@ def stratified_subset(y: torch.Tensor, size: int, *, seed: int) -> torch.Tensor:
             members = (y == label).nonzero().flatten()
             chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
     return torch.cat(chosen).sort().values
+
+
+def carve_valid(y: torch.Tensor, valid_fraction: float, seed: int) -> torch.Tensor:
+    """Indices of the class-stratified validation examples among training labels ``y``.
+
+    Raises:
+        ValueError: If ``valid_fraction`` leaves no example on either side.
+    """
+    if not 0.0 < valid_fraction < 1.0:
+        raise ValueError(f"valid_fraction must lie in (0, 1), got {valid_fraction}")
+    n_valid = round(valid_fraction * len(y))
+    if not 1 <= n_valid < len(y):
+        raise ValueError(
+            f"valid_fraction={valid_fraction} of {len(y)} training examples leaves "
+            f"{n_valid} for validation and {len(y) - n_valid} for training; "
+            f"both need at least one"
+        )
+    return stratified_subset(y, n_valid, seed=seed)
 
 
 def complement(index: torch.Tensor, size: int) -> torch.Tensor:

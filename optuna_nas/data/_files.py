@@ -9,7 +9,10 @@ anything is trained or stored.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from optuna_nas.data._dataset import Split, complement, stratified_subset, take
+from optuna_nas.data._dataset import Split, carve_valid, complement, stratified_subset, take
 from optuna_nas.data._sources import RawData
 
 TEST_FRACTION = 0.2
@@ -37,6 +40,18 @@ IMAGE_EXTENSIONS = (
     ".webp",
 )
 """File suffixes read from an image folder (others, such as a README, are skipped)."""
+
+CACHE_DIR_ENV = "OPTUNA_NAS_CACHE_DIR"
+"""Environment variable naming the folder of the decoded-image caches of large folders."""
+
+DEFAULT_CACHE_DIR = Path("~/.cache/optuna_nas/images")
+"""Cache folder used when :data:`CACHE_DIR_ENV` is not set."""
+
+STREAM_BYTES_ENV = "OPTUNA_NAS_STREAM_BYTES"
+"""Environment variable that overrides :func:`memory_budget` (bytes)."""
+
+PARALLEL_DECODE_FROM = 5000
+"""Folders of at least this many images are decoded by DataLoader worker processes."""
 
 SPLIT_NAMES = ("train", "valid", "test")
 """Names of the predefined splits a folder or an ``.npz`` file may bring."""
@@ -58,7 +73,13 @@ def is_path(name: str) -> bool:
 
 
 def read_path(
-    path: str | Path, *, target: str | None = None, resolution: int | None = None
+    path: str | Path,
+    *,
+    target: str | None = None,
+    resolution: int | None = None,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+    stream: bool | None = None,
 ) -> RawData:
     """Reads an image folder, a ``.npz`` file or a ``.csv`` table by what ``path`` is.
 
@@ -67,6 +88,9 @@ def read_path(
         target: The label column of a ``.csv`` table; required there, refused elsewhere.
         resolution: Side length that the images of a folder are resized to while they are
             read; needed when their sizes differ.
+        seed: Seed of a folder's validation split.
+        valid_fraction: Share of a folder's training images held out for validation.
+        stream: Memory-map a folder's decoded images (see :func:`read_image_folder`).
 
     Raises:
         DataError: If the path does not exist, is of an unknown kind, or holds data that
@@ -76,10 +100,14 @@ def read_path(
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; pass an image folder, a .npz or a .csv")
     suffix = path.suffix.lower()
+    if stream is not None and not path.is_dir():
+        raise DataError(f"{path}: stream= applies to image folders only; drop it")
     if target is not None and suffix != ".csv":
         raise DataError(f"{path}: target= (--target) names a column of a .csv table only; drop it")
     if path.is_dir():
-        return read_image_folder(path, resolution=resolution)
+        return read_image_folder(
+            path, resolution=resolution, seed=seed, valid_fraction=valid_fraction, stream=stream
+        )
     if suffix == ".npz":
         return read_npz(path)
     if suffix == ".csv":
@@ -90,19 +118,36 @@ def read_path(
     )
 
 
-def read_image_folder(root: Path, *, resolution: int | None = None) -> RawData:
+def read_image_folder(
+    root: Path,
+    *,
+    resolution: int | None = None,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+    stream: bool | None = None,
+) -> RawData:
     """Images in torchvision's ``ImageFolder`` layout: one subfolder per class.
 
     The folder holds the class folders itself, or ``train/`` (required then), ``valid/``
     and ``test/`` folders that each hold them. Without ``test/``, a class-stratified
-    :data:`TEST_FRACTION` of the images, fixed for every seed, is the test split. Images
-    are read with Pillow as RGB, or as one channel when every image is grayscale, and kept
-    as uint8.
+    :data:`TEST_FRACTION` of the images, fixed for every seed, is the test split; without
+    ``valid/``, a class-stratified ``valid_fraction`` of the rest, drawn with ``seed``, is
+    the validation split. Images are read with Pillow as RGB, or as one channel when every
+    image is grayscale, and kept as uint8.
+
+    A folder whose decoded pixels would take more than :func:`memory_budget` bytes (or
+    any folder with ``stream=True``) is decoded once into a ``.npy`` cache under
+    :data:`CACHE_DIR_ENV` and memory-mapped: the operating system pages it in as batches
+    are drawn, so the dataset need not fit in memory. The splits, their order and every
+    pixel are the same either way.
 
     Args:
         root: The folder.
         resolution: Resize every image to ``resolution x resolution`` while reading;
             ``None`` keeps the size, which must then be the same for every image.
+        seed: Seed of the validation split.
+        valid_fraction: Share of the training images held out for validation.
+        stream: Memory-map the decoded images from a disk cache; ``None`` decides by size.
 
     Raises:
         DataError: For a folder without class folders, a class folder without images, a
@@ -138,17 +183,36 @@ def read_image_folder(root: Path, *, resolution: int | None = None) -> RawData:
                 f"{folders[name]}: class folder {unknown[0]!r} is not in {folders['train']}; "
                 "every class of valid/ and test/ needs training images"
             )
-    mode = (
-        "L" if all(_is_gray(f) for fs in files.values() for c in fs.values() for f in c) else "RGB"
-    )
-    splits = {
-        name: _read_images(by_class, classes, mode, resolution, root)
+    listed = {
+        name: [(f, classes.index(c)) for c in sorted(by_class) for f in by_class[c]]
         for name, by_class in files.items()
     }
-    shapes = {split.x.shape[1:] for split in splits.values() if len(split)}
-    if len(shapes) > 1:  # train/ and test/ both uniform, but not alike
-        raise _size_error(root, [tuple(s[1:]) for s in shapes])
-    return _with_splits(splits, len(classes), tuple(classes))
+    plan = _plan_splits(listed, seed, valid_fraction)
+    every = [f for name in SPLIT_NAMES for f, _ in plan[name]]
+    mode = "L" if all(_is_gray(f) for f in every) else "RGB"
+    shape = _image_shape(every[0], mode, resolution)
+    size = len(every) * math.prod(shape)
+    on_disk = bool(stream or (stream is None and size > memory_budget()))
+    if on_disk:
+        pixels = _cached_pixels(every, mode, resolution, shape, root)
+    else:
+        pixels = torch.empty((len(every), *shape), dtype=torch.uint8)
+        _decode_into(pixels, every, mode, resolution, root)
+    splits, start = {}, 0
+    for name in SPLIT_NAMES:  # views of one tensor: nothing is copied
+        labels = torch.tensor([label for _, label in plan[name]], dtype=torch.int64)
+        x = pixels[start : start + len(labels)]
+        zeros, ones = torch.zeros(shape[0]), torch.ones(shape[0])
+        splits[name] = Split(x, labels, mean=zeros, std=ones, on_disk=on_disk)
+        start += len(labels)
+    return RawData(
+        train=splits["train"],
+        valid=splits["valid"],
+        test=splits["test"],
+        num_classes=len(classes),
+        input_shape=shape,
+        classes=tuple(classes),
+    )
 
 
 def read_npz(path: Path) -> RawData:
@@ -296,35 +360,127 @@ def _is_gray(file: Path) -> bool:
         raise DataError(f"{file}: cannot read the image ({err}); replace or delete it") from None
 
 
-def _read_images(
-    by_class: dict[str, list[Path]],
-    classes: Sequence[str],
-    mode: str,
-    resolution: int | None,
-    root: Path,
-) -> Split:
+def _plan_splits(
+    listed: dict[str, list[tuple[Path, int]]], seed: int, valid_fraction: float
+) -> dict[str, list[tuple[Path, int]]]:
+    """The files of each split, carved as :func:`optuna_nas.data.load` carves arrays."""
+    plan = dict(listed)
+    train = plan["train"]
+    if "test" not in plan:
+        y = torch.tensor([label for _, label in train])
+        n_test = max(1, math.floor(TEST_FRACTION * len(train)))
+        if len(train) - n_test < 2:
+            raise DataError(
+                f"{len(train)} examples are too few to hold out a test split; add more"
+            )
+        index = stratified_subset(y, n_test, seed=_TEST_SEED)
+        plan["test"] = [train[i] for i in index.tolist()]
+        train = [train[i] for i in complement(index, len(train)).tolist()]
+    if "valid" not in plan:
+        y = torch.tensor([label for _, label in train])
+        index = carve_valid(y, valid_fraction, seed)
+        plan["valid"] = [train[i] for i in index.tolist()]
+        train = [train[i] for i in complement(index, len(train)).tolist()]
+    plan["train"] = train
+    return plan
+
+
+def _image_shape(file: Path, mode: str, resolution: int | None) -> tuple[int, int, int]:
     from PIL import Image, UnidentifiedImageError
 
-    files = [(f, classes.index(c)) for c in sorted(by_class) for f in by_class[c]]
-    pixels: list[np.ndarray] = []
-    for file, _ in files:
-        try:
-            with Image.open(file) as image:
-                image = image.convert(mode)
-                if resolution is not None and image.size != (resolution, resolution):
-                    image = image.resize((resolution, resolution), Image.Resampling.BILINEAR)
-                array = np.asarray(image, dtype=np.uint8)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            raise DataError(
-                f"{file}: cannot read the image ({err}); replace or delete it"
-            ) from None
-        if pixels and array.shape != pixels[0].shape:
-            raise _size_error(root, [pixels[0].shape[:2], array.shape[:2]])
-        pixels.append(array)
-    stacked = torch.from_numpy(np.stack(pixels))
-    x = stacked.unsqueeze(1) if stacked.dim() == 3 else stacked.permute(0, 3, 1, 2)
-    y = torch.tensor([label for _, label in files], dtype=torch.int64)
-    return _raw_split(x.contiguous(), y)
+    try:
+        with Image.open(file) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise DataError(f"{file}: cannot read the image ({err}); replace or delete it") from None
+    channels = 1 if mode == "L" else 3
+    if resolution is not None:
+        return (channels, resolution, resolution)
+    return (channels, height, width)
+
+
+def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray | str:
+    """The pixels ``H x W`` or ``H x W x 3``, or why the file cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as image:
+            image = image.convert(mode)
+            if resolution is not None and image.size != (resolution, resolution):
+                image = image.resize((resolution, resolution), Image.Resampling.BILINEAR)
+            return np.array(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        return f"{file}: cannot read the image ({err}); replace or delete it"
+
+
+class _Images(torch.utils.data.Dataset):
+    """Decodes one image per item, for a DataLoader's worker processes."""
+
+    def __init__(self, files: list[Path], mode: str, resolution: int | None) -> None:
+        self.files, self.mode, self.resolution = files, mode, resolution
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> Any:
+        return _decode(self.files[index], self.mode, self.resolution)
+
+
+def _decode_into(
+    out: torch.Tensor, files: list[Path], mode: str, resolution: int | None, root: Path
+) -> None:
+    """Decodes ``files`` into ``out`` (``N x C x H x W`` uint8), in worker processes when
+    there are many."""
+    workers = min(4, os.cpu_count() or 1) if len(files) >= PARALLEL_DECODE_FROM else 0
+    loader = torch.utils.data.DataLoader(
+        _Images(files, mode, resolution),
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=lambda item: item,
+    )
+    for i, pixels in enumerate(loader):
+        if isinstance(pixels, str):
+            raise DataError(pixels)
+        if pixels.shape[:2] != tuple(out.shape[2:]):
+            raise _size_error(root, [tuple(out.shape[2:]), pixels.shape[:2]])
+        tensor = torch.from_numpy(pixels)
+        out[i] = tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+
+
+def memory_budget() -> int:
+    """Bytes of decoded pixels above which an image folder is memory-mapped from disk:
+    half the machine's physical memory, or :data:`STREAM_BYTES_ENV` if set."""
+    if os.environ.get(STREAM_BYTES_ENV):
+        return int(os.environ[STREAM_BYTES_ENV])
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 8 * 2**30
+
+
+def _cached_pixels(
+    files: list[Path], mode: str, resolution: int | None, shape: tuple[int, ...], root: Path
+) -> torch.Tensor:
+    """The decoded images in a memory-mapped ``.npy`` file, decoded on first use."""
+    key = hashlib.sha256(
+        json.dumps(
+            [mode, resolution, [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]]
+        ).encode()
+    ).hexdigest()[:24]
+    folder = Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR).expanduser()
+    path = folder / f"{root.name}-{key}.npy"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npy")
+        array = np.lib.format.open_memmap(
+            partial, mode="w+", dtype=np.uint8, shape=(len(files), *shape)
+        )
+        _decode_into(torch.from_numpy(array), files, mode, resolution, root)
+        array.flush()
+        del array
+        os.replace(partial, path)
+    # Copy-on-write: the pages come from the file, and nothing writes back to it.
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
 
 
 def _size_error(root: Path, sizes: Sequence[Sequence[int]]) -> DataError:

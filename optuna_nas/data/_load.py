@@ -10,9 +10,9 @@ import torch
 from optuna_nas.data._dataset import (
     Dataset,
     Split,
+    carve_valid,
     check_data_fraction,
     complement,
-    stratified_subset,
     take,
 )
 from optuna_nas.data._files import is_path, read_path
@@ -109,14 +109,21 @@ def load(
         Learning Repository, 1998.
     """
     if name not in SOURCES and is_path(name):
-        unexpected = sorted(set(kwargs) - {"target"})
+        unexpected = sorted(set(kwargs) - {"target", "stream"})
         if unexpected:
             raise ValueError(
                 f"invalid argument for dataset {name!r}: {', '.join(unexpected)}; a path "
-                "takes only target (for a .csv table)"
+                "takes only target (for a .csv table) and stream (for an image folder)"
             )
         # A folder's images are resized as they are read, so mixed sizes can be stacked.
-        raw = read_path(name, target=kwargs.get("target"), resolution=resolution)
+        raw = read_path(
+            name,
+            target=kwargs.get("target"),
+            resolution=resolution,
+            seed=seed,
+            valid_fraction=valid_fraction,
+            stream=kwargs.get("stream"),
+        )
         return _split(str(name), raw, seed, valid_fraction, data_fraction, resolution)
     try:
         source = SOURCES[name]
@@ -145,23 +152,15 @@ def _split(
     resolution: int | None,
 ) -> Dataset:
     """Carves ``valid`` (unless predefined), standardises and makes the fidelity view."""
-    if not 0.0 < valid_fraction < 1.0:
-        raise ValueError(f"valid_fraction must lie in (0, 1), got {valid_fraction}")
     check_data_fraction(data_fraction)
     if raw.valid is not None:
-        (train, valid, test), stats = _standardise(raw.train, (raw.train, raw.valid, raw.test))
+        splits = (raw.train, raw.valid, raw.test)
+        (train, valid, test), stats = _standardise((raw.train, raw.valid), splits)
         return _assemble(name, raw, (train, valid, test), stats, seed, data_fraction, resolution)
-    n_valid = round(valid_fraction * len(raw.train))
-    if not 1 <= n_valid < len(raw.train):
-        raise ValueError(
-            f"valid_fraction={valid_fraction} of {len(raw.train)} training examples leaves "
-            f"{n_valid} for validation and {len(raw.train) - n_valid} for training; "
-            f"both need at least one"
-        )
     # Statistics of the whole official training split keep the test tensors independent
     # of `seed`; test examples never enter them.
-    (official, test), stats = _standardise(raw.train, (raw.train, raw.test))
-    valid_index = stratified_subset(official.y, n_valid, seed=seed)
+    valid_index = carve_valid(raw.train.y, valid_fraction, seed)
+    (official, test), stats = _standardise((raw.train,), (raw.train, raw.test))
     train = take(official, complement(valid_index, len(official)))
     valid = take(official, valid_index)
     return _assemble(name, raw, (train, valid, test), stats, seed, data_fraction, resolution)
@@ -195,9 +194,10 @@ def _assemble(
 
 
 def _standardise(
-    reference: Split, splits: tuple[Split, ...]
+    references: tuple[Split, ...], splits: tuple[Split, ...]
 ) -> tuple[tuple[Split, ...], tuple[tuple[float, ...], tuple[float, ...]]]:
-    """Standardises each channel (dimension 1) to zero mean, unit variance on ``reference``.
+    """Standardises each channel (dimension 1) to zero mean, unit variance on the
+    ``references`` together.
 
     Float inputs are shifted and scaled in place; uint8 pixels stay as they are and get
     the statistics, which :meth:`Split.decode` applies batch by batch.
@@ -205,10 +205,14 @@ def _standardise(
     Returns:
         The splits, and the per-channel mean and standard deviation in input units.
     """
-    if reference.x.dtype == torch.uint8:
-        mean, std = _pixel_statistics(reference.x)
+    if references[0].x.dtype == torch.uint8:
+        mean, std = _pixel_statistics([r.x for r in references])
         stats = (tuple(mean.tolist()), tuple(std.tolist()))
-        return tuple(Split(split.x, split.y, mean=mean, std=std) for split in splits), stats
+        standardised = tuple(
+            Split(split.x, split.y, mean=mean, std=std, on_disk=split.on_disk) for split in splits
+        )
+        return standardised, stats
+    reference = references[0] if len(references) == 1 else Dataset.merge(references)
     dims = [0, *range(2, reference.x.dim())]
     mean = reference.x.mean(dim=dims, keepdim=True)
     std = reference.x.std(dim=dims, keepdim=True, correction=0)
@@ -219,15 +223,20 @@ def _standardise(
     return splits, (tuple(mean.flatten().tolist()), tuple(std.flatten().tolist()))
 
 
-def _pixel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and standard deviation of uint8 images, in chunks of float64."""
-    total = torch.zeros(x.shape[1], dtype=torch.float64)
+def _pixel_statistics(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation of uint8 images, in chunks of float64, so
+    that memory-mapped images are read once and never copied whole."""
+    channels = images[0].shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
     squares = torch.zeros_like(total)
-    for start in range(0, len(x), 8192):
-        chunk = x[start : start + 8192].to(torch.float64).transpose(0, 1).flatten(1)
-        total += chunk.sum(dim=1)
-        squares += chunk.square().sum(dim=1)
-    count = max(1, len(x) * x[0].numel() // x.shape[1])
+    count = 0
+    for x in images:
+        for start in range(0, len(x), 8192):
+            chunk = x[start : start + 8192].to(torch.float64).transpose(0, 1).flatten(1)
+            total += chunk.sum(dim=1)
+            squares += chunk.square().sum(dim=1)
+        count += x.numel() // channels
+    count = max(1, count)
     mean = total / count
     std = (squares / count - mean.square()).clamp_min(0).sqrt()
     std = torch.where(std > 0, std, torch.ones_like(std))

@@ -117,7 +117,7 @@ def evaluate(
 def place(split: Split, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Copies small datasets to the accelerator once; pins big ones for async batch copies."""
     x, y = split.x, split.y
-    if dev.type == "cpu":
+    if dev.type == "cpu" or split.on_disk:  # memory-mapped data is read batch by batch
         return x, y
     if x.numel() * x.element_size() <= GPU_RESIDENT_LIMIT_BYTES:
         return x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)

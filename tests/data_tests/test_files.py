@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from optuna_nas import data
+from optuna_nas import data, training
 from optuna_nas.data import DataError
 
 
@@ -177,3 +177,49 @@ def test_missing_path_and_unknown_kind(tmp_path: Path) -> None:
     (tmp_path / "imgs").mkdir()
     with pytest.raises(DataError, match=r"names a column of a \.csv"):
         data.load(str(tmp_path / "imgs"), target="y")
+
+
+def test_large_folders_are_memory_mapped_with_the_same_splits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPTUNA_NAS_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_folder(tmp_path / "imgs", {"a": 15, "b": 15, "c": 15})
+    in_memory = data.load(str(root), seed=4, stream=False)
+    streamed = data.load(str(root), seed=4, stream=True)
+    (cache,) = (tmp_path / "cache").glob("*.npy")
+    for name in ("train", "valid", "test"):
+        a, b = getattr(in_memory, name), getattr(streamed, name)
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+        assert not a.on_disk and b.on_disk
+        assert torch.equal(a.mean, b.mean) and torch.equal(a.std, b.std)
+    # The splits are views of the file: merging train and valid copies nothing.
+    merged = streamed.merged_train()
+    assert merged.x.data_ptr() == streamed.train.x.data_ptr()
+    assert torch.equal(merged.x[len(streamed.train) :], streamed.valid.x)
+    # A second load reads the cache instead of decoding again.
+    stamp = cache.stat().st_mtime_ns
+    again = data.load(str(root), seed=4, stream=True)
+    assert cache.stat().st_mtime_ns == stamp and torch.equal(again.train.x, streamed.train.x)
+    # Above the memory budget, streaming is chosen without being asked.
+    monkeypatch.setenv("OPTUNA_NAS_STREAM_BYTES", "100")
+    assert data.load(str(root), seed=4).train.on_disk
+    result = training.fit(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(300, 3)), streamed, epochs=2
+    )
+    assert len(result.learning_curve) == 2
+
+
+def test_worker_processes_decode_many_images_and_name_a_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna_nas.data import _files
+
+    monkeypatch.setattr(_files, "PARALLEL_DECODE_FROM", 1)
+    root = make_folder(tmp_path / "imgs", {"a": 6, "b": 6})
+    serial_reference = data.load(str(root))
+    assert serial_reference.train.x.dtype == torch.uint8
+    whole = (root / "b" / "0.png").read_bytes()
+    # A valid header with its pixel data cut short: only decoding (in a worker) finds it.
+    (root / "b" / "zz-broken.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"zz-broken\.png: cannot read the image"):
+        data.load(str(root))
