@@ -179,3 +179,19 @@ def retry_history(trial: FrozenTrial) -> list[int]:
     """The numbers of the stale trials that ``trial``'s retry chain repeats."""
     with _quiet_experimental():
         return [int(n) for n in _stale_retry_class().retry_history(trial)]
+
+
+def save_trial_note(study: optuna.Study, trial: FrozenTrial, body: str) -> None:
+    """Writes optuna-dashboard's Markdown note of a trial that has finished.
+
+    ``optuna_dashboard.save_note`` takes a running :class:`optuna.Trial`, and building one
+    for a finished trial runs the study's sampler; this writes the next version of the
+    note the way ``save_note`` does.
+    """
+    from optuna_dashboard._note import note_ver_key, save_note_with_version
+
+    storage = study_storage(study)
+    owner = study_id(study)
+    number = trial_id(trial)
+    version = storage.get_study_system_attrs(owner).get(note_ver_key(number), 0) + 1
+    save_note_with_version(storage, owner, number, version, body)

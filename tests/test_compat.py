@@ -10,6 +10,7 @@ import math
 import warnings
 
 import optuna
+import pytest
 import torch
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
@@ -128,3 +129,19 @@ def test_fused_kernel_flag_is_set_only_inside_the_block() -> None:
         assert inside is None and after is None
     else:
         assert inside is True and after is before
+
+
+def test_trial_note_is_the_one_optuna_dashboard_reads() -> None:
+    pytest.importorskip("optuna_dashboard")
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    from optuna_nas._compat import save_trial_note
+
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    frozen = study.trials[1]
+    save_trial_note(study, frozen, "first")
+    save_trial_note(study, frozen, "second " * 400)  # longer than one system attribute
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    note = get_note_from_system_attrs(attrs, frozen._trial_id)
+    assert note == {"version": 2, "body": "second " * 400}

@@ -17,9 +17,9 @@ Example:
 from __future__ import annotations
 
 from optuna_nas.data._dataset import Dataset, Split
-from optuna_nas.data._files import DataError, is_path
+from optuna_nas.data._files import is_path
 from optuna_nas.data._load import available, load
-from optuna_nas.data._sources import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from optuna_nas.data._sources import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataError
 
 __all__ = [
     "DATA_DIR_ENV",

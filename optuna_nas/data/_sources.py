@@ -27,6 +27,19 @@ DATA_DIR_ENV = "OPTUNA_NAS_DATA_DIR"
 DEFAULT_DATA_DIR = Path("~/.cache/optuna_nas/data")
 """Data directory used when neither ``root`` nor :data:`DATA_DIR_ENV` is given."""
 
+TEST_FRACTION = 0.2
+"""Share of the examples held out as the test split when the data brings none."""
+
+TEST_SEED = 0
+"""Seed of the held-out test split, the same whatever the dataset seed."""
+SPLIT_NAMES = ("train", "valid", "test")
+"""Names of the predefined splits a folder or an ``.npz`` file may bring."""
+
+
+class DataError(ValueError):
+    """The user's data cannot be used as it is; the message names the file and the fix."""
+
+
 _DIGITS_TEST_FRACTION = 0.2
 _DIGITS_TEST_SEED = 0
 

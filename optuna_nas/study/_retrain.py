@@ -274,15 +274,13 @@ def record_retrain(study: optuna.Study, result: RetrainResult) -> None:
     retraining), and the retrained trial gets a dashboard note with a table of its
     retrainings (when optuna-dashboard is installed; the log says so once otherwise).
     """
-    import optuna
-
-    from optuna_nas._compat import trial_id
+    from optuna_nas._compat import save_trial_note
 
     records = list(study.user_attrs.get(RETRAINED, []))
     records.append(result.record())
     study.set_user_attr(RETRAINED, records)
     try:
-        from optuna_dashboard import save_note
+        import optuna_dashboard  # noqa: F401
     except ImportError:
         _logger.warning(
             "optuna-dashboard is not installed: the retraining is stored in the study "
@@ -292,7 +290,7 @@ def record_retrain(study: optuna.Study, result: RetrainResult) -> None:
         return
     frozen = study.get_trials(deepcopy=False)[result.trial]
     mine = [r for r in records if r["trial"] == result.trial]
-    save_note(optuna.Trial(study, trial_id(frozen)), _note(result.trial, mine))
+    save_trial_note(study, frozen, _note(result.trial, mine))
 
 
 def retrained(study: optuna.Study) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 
 from optuna_nas import _keys as keys
@@ -106,6 +107,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         timeout=600,
     )
     assert search.returncode == 0, search.stderr
+    retrain = subprocess.run(
+        [*_cli(), "train-best", "--epochs", "1", "--no-progress", "--storage", storage],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert retrain.returncode == 0, retrain.stderr
     port = _free_port()
     log = root / "dashboard.log"
     with open(log, "w") as out:
@@ -185,6 +195,20 @@ def test_api_serves_study_trials_curves_and_attributes(served: Served) -> None:
             assert trial["values"][0] == trial["intermediate_values"][-1]["value"]
         else:
             assert trial["state"] == "Pruned" and steps
+
+
+def test_retraining_shows_beside_the_search(served: Served) -> None:
+    (record,) = optuna.load_study(study_name=STUDY, storage=served.storage).user_attrs[
+        "optuna_nas:retrained"
+    ]
+    study = served.study()
+    # The dashboard shows the record (it cuts long attributes) and, in full, the note.
+    user_attrs = {a["key"]: a["value"] for a in study["user_attrs"]}
+    assert user_attrs["optuna_nas:retrained"].startswith("[{")
+    trial = next(t for t in study["trials"] if t["number"] == record["trial"])
+    body = trial["note"]["body"]
+    assert f"## Trial {record['trial']}, retrained" in body
+    assert f"{100 * record['test_accuracy']:.2f}%" in body
 
 
 def test_svg_drawings_are_served_as_images(served: Served) -> None:

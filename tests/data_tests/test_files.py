@@ -212,9 +212,9 @@ def test_large_folders_are_memory_mapped_with_the_same_splits(
 def test_worker_processes_decode_many_images_and_name_a_bad_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from optuna_nas.data import _files
+    from optuna_nas.data import _folders
 
-    monkeypatch.setattr(_files, "PARALLEL_DECODE_FROM", 1)
+    monkeypatch.setattr(_folders, "PARALLEL_DECODE_FROM", 1)
     root = make_folder(tmp_path / "imgs", {"a": 6, "b": 6})
     serial_reference = data.load(str(root))
     assert serial_reference.train.x.dtype == torch.uint8
