@@ -189,14 +189,56 @@ def test_interrupted_retraining_resumes(
     assert resumed["test_accuracy"] == whole["test_accuracy"]
 
 
-def test_bad_data_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
+    """(arguments of search, what its error line must say), one per kind of bad data."""
+    empty = _images(tmp / "empty")
+    (empty / "void").mkdir()
+    single = tmp / "single"
+    (single / "only").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(single / "only" / "a.png")
+    broken = _images(tmp / "broken")
+    (broken / "square" / "zz.png").write_bytes(b"not an image")
+    nan_table = tmp / "nan.csv"
+    nan_table.write_text("a,b,label\n1,2,x\nnan,3,y\n4,5,x\n")
+    no_label = tmp / "nolabel.csv"
+    no_label.write_text("a,label\n1,x\n2,\n3,y\n")
+    nan_npz = tmp / "nan.npz"
+    x = np.ones((20, 3))
+    x[7, 0] = np.inf
+    np.savez(nan_npz, x=x, y=np.arange(20) % 2)
+    no_y = tmp / "noy.npz"
+    np.savez(no_y, x=np.ones((20, 3)))
+    return [
+        (["--dataset", str(empty), "--resolution", "8"], "'void' has no images"),
+        (["--dataset", str(single)], "at least two class folders (only 'only')"),
+        (["--dataset", str(broken), "--resolution", "8"], "zz.png: cannot read the image"),
+        (["--dataset", str(nan_table), "--target", "label"], "'a' has NaN or infinite"),
+        (["--dataset", str(no_label), "--target", "label"], "'label' is empty in 1 rows"),
+        (["--dataset", str(nan_table)], "needs --target COLUMN"),
+        (["--dataset", str(nan_npz)], "NaN or infinite inputs in 1 examples"),
+        (["--dataset", str(no_y)], "no 'y' array"),
+    ]
+
+
+def test_bad_data_exits_2_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
-    root = _images(tmp_path / "shapes")
-    (root / "empty").mkdir()
-    assert main(["search", "--dataset", str(root), "--resolution", "8", *QUICK]) == 2
-    assert "'empty' has no images" in capsys.readouterr().err
-    assert not (tmp_path / "optuna_nas.db").exists()
-    table = _csv(tmp_path / "t.csv")
-    assert main(["search", "--dataset", str(table), *QUICK]) == 2
-    assert "needs --target COLUMN" in capsys.readouterr().err
-    assert not (tmp_path / "optuna_nas.db").exists()
+    # A study already stored must stay as it is.
+    assert main(["search", "--dataset", str(_npz(tmp_path / "ok.npz")), *NB201, *QUICK]) == 0
+    before = (tmp_path / "optuna_nas.db").read_bytes()
+    capsys.readouterr()
+    for arguments, message in _bad_cases(tmp_path / "bad"):
+        assert main(["search", *arguments, *QUICK]) == 2, arguments
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, (arguments, err)
+        assert main(["train-best", *arguments, "--no-progress"]) == 2, arguments
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, (arguments, err)
+    assert (tmp_path / "optuna_nas.db").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad",
+        "ok.npz",
+        "optuna_nas.db",
+        "optuna_nas_artifacts",
+    ]
