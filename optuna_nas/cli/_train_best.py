@@ -47,14 +47,25 @@ def add_parser(sub: Any) -> None:
     )
     train.add_argument("--target", default=None, help="label column of a .csv dataset")
     train.add_argument(
-        "--resolution", type=positive_int, default=None, help="resize images to N x N"
+        "--resolution",
+        type=positive_int,
+        default=None,
+        help="resize images to N x N (default: as stored with the study, else none)",
     )
     train.add_argument("--data-root", default=None, help="local root of torchvision datasets")
     train.add_argument(
-        "--cells", "--layers", type=positive_int, default=None, help="cells of the final network"
+        "--cells",
+        "--layers",
+        type=positive_int,
+        default=None,
+        help="cells of the final network (cells_per_stage of nb201, layers of darts; "
+        "default: as searched)",
     )
     train.add_argument(
-        "--channels", type=positive_int, default=None, help="channels of the final network"
+        "--channels",
+        type=positive_int,
+        default=None,
+        help="channels of the final network (default: as searched)",
     )
     train.add_argument(
         "--width-multiplier",
@@ -80,7 +91,9 @@ def add_parser(sub: Any) -> None:
     train.add_argument(
         "--label-smoothing", type=non_negative_float, default=0.0, help="default: 0"
     )
-    train.add_argument("--seed", type=integer, default=0)
+    train.add_argument(
+        "--seed", type=integer, default=0, help="seeds initialisation, batch order, augmentation"
+    )
     train.add_argument("--device", default=None, help="default: the study's")
     train.add_argument(
         "--checkpoint",

@@ -1,0 +1,216 @@
+"""Zero-cost proxies: scores of an untrained network that foretell its trained accuracy."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from optuna_nas.data import Split
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def synflow(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """SynFlow: the synaptic saliency of every weight for a data-free, all-ones input.
+
+    The weights are replaced by their absolute values and batch normalisation is bypassed,
+    so the network is a positive linear map of its input; the score is
+    ``sum |theta * dR/dtheta|`` for ``R`` the sum of the outputs on one all-ones input, in
+    float64. It needs no labels and no data beyond the input shape.
+
+    References:
+        H. Tanaka, D. Kunin, D. L. K. Yamins and S. Ganguli. Pruning Neural Networks
+        without Any Data by Iteratively Conserving Synaptic Flow. NeurIPS 2020.
+
+        M. S. Abdelfattah, A. Mehrotra, L. Dudziak and N. D. Lane. Zero-Cost Proxies for
+        Lightweight NAS. ICLR 2021.
+    """
+    net = copy.deepcopy(model).double().train()
+    for module in net.modules():
+        if isinstance(module, _BATCH_NORMS):
+            module.forward = _identity  # type: ignore[method-assign, assignment]
+    with torch.no_grad():
+        for param in net.parameters():
+            param.abs_()
+    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
+    net.zero_grad()
+    net(ones).sum().backward()
+    return float(
+        sum((p.detach() * p.grad).abs().sum() for p in net.parameters() if p.grad is not None)
+    )
+
+
+def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """SNIP: the connection sensitivity ``sum |theta * dL/dtheta|`` of the loss on a batch.
+
+    References:
+        N. Lee, T. Ajanthan and P. H. S. Torr. SNIP: Single-shot Network Pruning based on
+        Connection Sensitivity. ICLR 2019.
+    """
+    net = copy.deepcopy(model).train()
+    net.zero_grad()
+    nn.functional.cross_entropy(net(x), y).backward()
+    return float(
+        sum((p.detach() * p.grad).abs().sum() for p in net.parameters() if p.grad is not None)
+    )
+
+
+def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The sum over parameter tensors of the L2 norm of the loss gradient on a batch.
+
+    References:
+        M. S. Abdelfattah, A. Mehrotra, L. Dudziak and N. D. Lane. Zero-Cost Proxies for
+        Lightweight NAS. ICLR 2021.
+    """
+    net = copy.deepcopy(model).train()
+    net.zero_grad()
+    nn.functional.cross_entropy(net(x), y).backward()
+    return float(sum(p.grad.norm() for p in net.parameters() if p.grad is not None))
+
+
+def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """NASWOT: how differently the ReLUs of the untrained network split a batch.
+
+    Each example's binary code is which ReLU units it activates; ``K[i, j]`` counts the
+    units on which examples ``i`` and ``j`` agree, and the score is ``log |det K|``. A net
+    that separates the inputs well at initialisation tends to train well.
+
+    References:
+        J. Mellor, J. Turner, A. Storkey and E. J. Crowley. Neural Architecture Search
+        without Training. ICML 2021.
+    """
+    net = copy.deepcopy(model).train()
+    n = len(x)
+    kernel = torch.zeros((n, n), dtype=torch.float64, device=x.device)
+
+    def count(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        codes = (output.detach().reshape(n, -1) > 0).to(torch.float64)
+        kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, nn.ReLU)]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not hooks:
+        return 0.0
+    sign, logdet = torch.linalg.slogdet(kernel)
+    return float(logdet) if sign != 0 else -math.inf
+
+
+def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Jacobian covariance: how uncorrelated the input Jacobians of a batch's examples are.
+
+    The score is ``-sum(log(v + k) + 1 / (v + k))`` over the eigenvalues ``v`` of the
+    correlation matrix of the per-example Jacobians of the summed logits, ``k = 1e-5``
+    (the first version of NASWOT).
+
+    References:
+        J. Mellor, J. Turner, A. Storkey and E. J. Crowley. Neural Architecture Search
+        without Training. arXiv:2006.04647v1, 2020.
+    """
+    net = copy.deepcopy(model).train()
+    inputs = x.detach().clone().requires_grad_(True)
+    net(inputs).sum().backward()
+    assert inputs.grad is not None
+    jacobians = inputs.grad.reshape(len(x), -1).to(torch.float64)
+    correlation = torch.corrcoef(jacobians)
+    if not torch.isfinite(correlation).all():
+        return -math.inf
+    values = torch.linalg.eigvalsh(correlation)
+    k = 1e-5
+    return float(-(torch.log(values.clamp_min(0) + k) + 1.0 / (values.clamp_min(0) + k)).sum())
+
+
+def params(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Trainable parameters: the baseline every proxy must beat."""
+    return float(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Forward FLOPs of one example: the second baseline."""
+    from optuna_nas.nn import estimate_flops
+
+    return float(estimate_flops(model, tuple(x.shape[1:])))
+
+
+PROXIES: dict[str, Callable[[nn.Module, torch.Tensor, torch.Tensor], float]] = {
+    "synflow": synflow,
+    "snip": snip,
+    "grad_norm": grad_norm,
+    "naswot": naswot,
+    "jacob_cov": jacob_cov,
+    "params": params,
+    "flops": flops,
+}
+"""Every proxy by name; ``params`` and ``flops`` are the baselines. Higher is better."""
+
+
+def zero_cost_score(
+    model: nn.Module,
+    split: Split,
+    proxy: str = "synflow",
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> float:
+    """Scores an untrained network with a zero-cost proxy; higher foretells better.
+
+    The network is copied, so ``model`` is left as it is. The batch is a seed-fixed,
+    class-balanced draw of ``batch_size`` examples of ``split`` (standardised as training
+    sees them).
+
+    Args:
+        model: A freshly initialised network.
+        split: Where the batch comes from, e.g. ``dataset.train``.
+        proxy: A name of :data:`PROXIES`.
+        batch_size: Examples in the batch.
+        seed: Fixes which examples are drawn.
+        device: Where to compute.
+
+    Returns:
+        The score; ``-inf`` where it is undefined (a degenerate kernel).
+
+    Raises:
+        ValueError: For an unknown proxy.
+
+    Example:
+        .. code-block:: python
+
+            import numpy as np
+            from optuna_nas import data, oneshot, spaces
+
+            dataset = data.load("mnist1d")
+            space = spaces.create("nb201", channels=8, cells_per_stage=1)
+            arch = space.from_params(space.sample_params(np.random.RandomState(0)))
+            model = arch.build(dataset.input_shape, dataset.num_classes)
+            print(oneshot.zero_cost_score(model, dataset.train, "synflow"))
+    """
+    from optuna_nas.data._dataset import stratified_subset
+
+    try:
+        score = PROXIES[proxy]
+    except KeyError:
+        raise ValueError(
+            f"unknown zero-cost proxy {proxy!r}; choose one of: {', '.join(PROXIES)}"
+        ) from None
+    index = stratified_subset(split.y, min(batch_size, len(split)), seed=seed)
+    x = split.decode(split.x[index]).to(device)
+    y = split.y[index].to(device)
+    model = model.to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return score(model, x, y)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
