@@ -1,4 +1,10 @@
-"""Cheap estimates of an architecture's quality: zero-cost proxies.
+"""Cheap estimates of an architecture's quality: weight sharing and zero-cost proxies.
+
+:func:`build_supernet` makes one network that holds every architecture of a cell space;
+:func:`train_supernet` trains its shared weights by sampled paths (SPOS, or FairNAS's fair
+sampling), and :func:`score_architecture` scores any architecture with them in seconds,
+after recalibrating its batch norms. :meth:`Supernet.subnet` takes an architecture out as
+an ordinary module with its inherited weights.
 
 :func:`zero_cost_score` scores an untrained network on one batch with a proxy from
 :data:`PROXIES` (SynFlow, SNIP, grad_norm, NASWOT, Jacobian covariance) or a baseline
@@ -19,9 +25,24 @@ from optuna_nas.oneshot._proxies import (
     synflow,
     zero_cost_score,
 )
+from optuna_nas.oneshot._supernet import SUPERNET_SPACES, MixedOp, Supernet, build_supernet
+from optuna_nas.oneshot._train import (
+    STRATEGIES,
+    recalibrate_batch_norm,
+    score_architecture,
+    train_supernet,
+)
 
 __all__ = [
     "PROXIES",
+    "STRATEGIES",
+    "SUPERNET_SPACES",
+    "MixedOp",
+    "Supernet",
+    "build_supernet",
+    "recalibrate_batch_norm",
+    "score_architecture",
+    "train_supernet",
     "flops",
     "grad_norm",
     "jacob_cov",

@@ -1,0 +1,98 @@
+"""Supernets: every architecture is a subnetwork, training by paths, recalibrated scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from optuna_nas import data, oneshot, spaces
+
+
+@pytest.fixture(scope="module")
+def dataset() -> data.Dataset:
+    return data.load("mnist1d", num_samples=600)
+
+
+def _space() -> spaces.SearchSpace:
+    return spaces.create("nb201", channels=4, cells_per_stage=2)
+
+
+def test_every_subnetwork_is_the_standalone_network_with_shared_weights() -> None:
+    space = _space()
+    supernet = oneshot.build_supernet(space, (1, 40), 10)
+    x = torch.randn(6, 1, 40, generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        arch = space.from_params(supernet.sample_path(rng))
+        standalone = supernet.subnet(arch)
+        assert type(standalone) is type(arch.build((1, 40), 10))
+        supernet.eval()
+        standalone.eval()
+        with torch.no_grad():
+            assert torch.equal(supernet(x), standalone(x))
+    # The shared weights are copied, not aliased: the subnetwork trains on its own.
+    with torch.no_grad():
+        next(standalone.parameters()).add_(1.0)
+    assert not torch.equal(supernet(x), standalone(x))
+
+
+def test_paths_are_checked_and_spaces_without_supernet_refused() -> None:
+    space = _space()
+    supernet = oneshot.build_supernet(space, (1, 40), 10)
+    with pytest.raises(RuntimeError, match="no path"):
+        supernet(torch.randn(2, 1, 40))
+    with pytest.raises(ValueError, match="no candidate 'conv_7x7' for 'node1/in0'"):
+        supernet.set_path(
+            {**supernet.sample_path(np.random.default_rng(0)), "node1/in0": "conv_7x7"}
+        )
+    other = spaces.create("nb201", channels=8, cells_per_stage=1)
+    arch = other.from_params(supernet.sample_path(np.random.default_rng(1)))
+    with pytest.raises(ValueError, match="does not belong to this supernet"):
+        supernet.set_path(arch)
+    with pytest.raises(ValueError, match="space 'chain' has no supernet"):
+        oneshot.build_supernet(spaces.create("chain"), (1, 40), 10)
+
+
+def _changed(before: dict[str, torch.Tensor], supernet: oneshot.Supernet) -> set[str]:
+    state = supernet.state_dict()
+    return {k for k, v in before.items() if not torch.equal(v, state[k])}
+
+
+def test_spos_trains_only_sampled_candidates_and_fair_trains_all(dataset) -> None:
+    supernet = oneshot.build_supernet(_space(), dataset.input_shape, dataset.num_classes)
+    weights = {k: v.clone() for k, v in supernet.state_dict().items() if "weight" in k}
+    small = dataset.with_fidelity(data_fraction=0.25)
+    oneshot.train_supernet(supernet, small, epochs=1, batch_size=len(small.train), seed=0)
+    changed = _changed(weights, supernet)
+    convs = {k for k in weights if ".candidates.nor_conv" in k}
+    # One step of SPOS: one path; the convolutions of unsampled candidates stay as they were.
+    assert changed & convs and convs - changed
+    fair = oneshot.build_supernet(_space(), dataset.input_shape, dataset.num_classes)
+    weights = {k: v.clone() for k, v in fair.state_dict().items() if "weight" in k}
+    oneshot.train_supernet(
+        fair, small, epochs=1, batch_size=len(small.train), strategy="fair", seed=0
+    )
+    assert convs <= _changed(weights, fair)
+    with pytest.raises(ValueError, match="unknown supernet strategy 'darts'"):
+        oneshot.train_supernet(fair, small, strategy="darts")
+
+
+def test_scores_recalibrate_batch_norm_per_path(dataset) -> None:
+    space = _space()
+    supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
+    oneshot.train_supernet(supernet, dataset, epochs=2, seed=0)
+    arch = space.from_params(supernet.sample_path(np.random.default_rng(3)))
+    score = oneshot.score_architecture(supernet, arch, dataset)
+    assert 0.0 <= score <= 1.0
+    # The recalibrated statistics are those of this path's own activations.
+    stem_norm = supernet.network.features[0][2]
+    expected = []
+    with torch.no_grad():
+        supernet.train()
+        order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(0))
+        for k in range(min(8, -(-len(dataset.train) // 128))):
+            x = dataset.train.x[order[k * 128 : (k + 1) * 128]]
+            expected.append(supernet.network.features[0][:2](x).mean(dim=(0, 2)))
+    assert torch.allclose(stem_norm.running_mean, torch.stack(expected).mean(0), atol=1e-5)
+    assert oneshot.score_architecture(supernet, arch, dataset) == score  # deterministic
