@@ -299,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space_name = args.space or DEFAULTS["space"]
-    if args.dataset and args.dataset not in data.available():
+    if args.dataset and args.dataset not in data.available() and data.is_path(args.dataset):
         args.dataset = str(Path(args.dataset).expanduser().resolve())  # workers elsewhere too
     dataset_label = Path(args.dataset).stem if args.dataset else DEFAULTS["dataset"]
     study_name = args.study_name or f"{space_name}-{dataset_label}"
