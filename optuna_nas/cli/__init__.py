@@ -7,6 +7,8 @@ Subcommands, one module each (``add_parser(sub)`` and ``run(args)``):
 * ``train-best``: retrain the best (or any) architecture on train+valid, possibly on
   another dataset and scaled up, record its test accuracy on the study and export it;
 * ``report``: write a study report (Markdown, plots, the top architectures drawn);
+* ``oneshot``: train a supernet, search it with shared weights, and train the architecture
+  it finds as a trial of the study;
 * ``benchmark``: compare samplers on a tabular benchmark (NAS-Bench-201) over many seeds
   and print a table of the reported test accuracies;
 * ``worker``: start and supervise worker processes (one per GPU slot, or CPU workers)
@@ -30,6 +32,7 @@ from optuna_nas.cli import (
     _benchmark,
     _best,
     _dashboard,
+    _oneshot,
     _report,
     _search,
     _train_best,
@@ -37,7 +40,16 @@ from optuna_nas.cli import (
 )
 from optuna_nas.cli._common import DEFAULT_STORAGE, CLIError
 
-SUBCOMMANDS = (_search, _best, _train_best, _report, _benchmark, _worker, _dashboard)
+SUBCOMMANDS = (
+    _search,
+    _best,
+    _train_best,
+    _report,
+    _oneshot,
+    _benchmark,
+    _worker,
+    _dashboard,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

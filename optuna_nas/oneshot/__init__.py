@@ -25,6 +25,12 @@ from optuna_nas.oneshot._proxies import (
     synflow,
     zero_cost_score,
 )
+from optuna_nas.oneshot._search import (
+    WeightSharingObjective,
+    derive_architecture,
+    load_supernet,
+    save_supernet,
+)
 from optuna_nas.oneshot._supernet import SUPERNET_SPACES, MixedOp, Supernet, build_supernet
 from optuna_nas.oneshot._train import (
     STRATEGIES,
@@ -38,6 +44,10 @@ __all__ = [
     "STRATEGIES",
     "SUPERNET_SPACES",
     "MixedOp",
+    "WeightSharingObjective",
+    "derive_architecture",
+    "load_supernet",
+    "save_supernet",
     "Supernet",
     "build_supernet",
     "recalibrate_batch_norm",

@@ -26,6 +26,7 @@ from optuna_nas.study._objective import (
     InheritanceHook,
     TrialHook,
 )
+from optuna_nas.study._oneshot import OneShotResult, oneshot_search
 from optuna_nas.study._retrain import (
     RetrainResult,
     record_retrain,
@@ -42,6 +43,7 @@ __all__ = [
     "DrawingHook",
     "InheritanceHook",
     "OOMRetryCallback",
+    "OneShotResult",
     "ObjectiveConfig",
     "RetrainResult",
     "TrainingConfig",
@@ -52,6 +54,7 @@ __all__ = [
     "enqueue_retry",
     "is_retry",
     "objective_settings",
+    "oneshot_search",
     "record_retrain",
     "retrain",
     "retrained",
