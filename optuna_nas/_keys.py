@@ -35,8 +35,9 @@ STUDY_PRUNER = "optuna_nas:pruner"
 STUDY_ARTIFACT_DIR = "optuna_nas:artifact_dir"
 """Absolute path of the study's artifact folder (drawings, checkpoints)."""
 STUDY_RETRAINED = "optuna_nas:retrained"
-"""The list of retrainings of searched architectures (``train-best``), one record each:
-trial, architecture, dataset, epochs, test accuracy, params, FLOPs, settings, command."""
+"""Prefix of the retrainings of searched architectures (``train-best``), one attribute
+``optuna_nas:retrained:NNNN`` each: trial, architecture, dataset, epochs, test accuracy,
+params, FLOPs, settings, command."""
 STUDY_RANK_CORRELATION = "optuna_nas:rank_correlation"
 """The low-fidelity pruner's measured rank correlation of each rung with the final value."""
 

@@ -364,7 +364,9 @@ def _markdown(
     ]
     if "pruner_savings" in images:
         lines += [f"![Epochs trained per trial]({images['pruner_savings']})", ""]
-    records = attrs.get(_keys.STUDY_RETRAINED) or []
+    from optuna_nas.study import retrained
+
+    records = retrained(study)
     if records:
         lines += [
             "## Retrained",

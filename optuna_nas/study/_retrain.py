@@ -270,15 +270,16 @@ def train_final(
 def record_retrain(study: optuna.Study, result: RetrainResult) -> None:
     """Stores a retraining with the study, where the dashboard shows it.
 
-    The record joins the study user attribute :data:`RETRAINED` (a list, one entry per
-    retraining), and the retrained trial gets a dashboard note with a table of its
+    The record is the study user attribute ``optuna_nas:retrained:NNNN``, numbered from
+    0000 in order (one attribute each, so that none grows without bound), and the
+    retrained trial gets a dashboard note with a table of its
     retrainings (when optuna-dashboard is installed; the log says so once otherwise).
     """
     from optuna_nas._compat import save_trial_note
 
-    records = list(study.user_attrs.get(RETRAINED, []))
+    records = retrained(study)
     records.append(result.record())
-    study.set_user_attr(RETRAINED, records)
+    study.set_user_attr(f"{RETRAINED}:{len(records) - 1:04d}", records[-1])
     try:
         import optuna_dashboard  # noqa: F401
     except ImportError:
@@ -295,7 +296,9 @@ def record_retrain(study: optuna.Study, result: RetrainResult) -> None:
 
 def retrained(study: optuna.Study) -> list[dict[str, Any]]:
     """The records of every retraining stored with the study, oldest first."""
-    return list(study.user_attrs.get(RETRAINED, []))
+    attrs = study.user_attrs
+    prefix = f"{RETRAINED}:"
+    return [attrs[key] for key in sorted(attrs) if key.startswith(prefix)]
 
 
 def _note(number: int, records: list[dict[str, Any]]) -> str:

@@ -198,13 +198,12 @@ def test_api_serves_study_trials_curves_and_attributes(served: Served) -> None:
 
 
 def test_retraining_shows_beside_the_search(served: Served) -> None:
-    (record,) = optuna.load_study(study_name=STUDY, storage=served.storage).user_attrs[
-        "optuna_nas:retrained"
-    ]
+    stored = optuna.load_study(study_name=STUDY, storage=served.storage)
+    record = stored.user_attrs["optuna_nas:retrained:0000"]
     study = served.study()
     # The dashboard shows the record (it cuts long attributes) and, in full, the note.
     user_attrs = {a["key"]: a["value"] for a in study["user_attrs"]}
-    assert user_attrs["optuna_nas:retrained"].startswith("[{")
+    assert user_attrs["optuna_nas:retrained:0000"].startswith('{"trial": ')
     trial = next(t for t in study["trials"] if t["number"] == record["trial"])
     body = trial["note"]["body"]
     assert f"## Trial {record['trial']}, retrained" in body
