@@ -19,7 +19,7 @@ Usage::
         --output benchmarks/results/nb201_ground_truth_mnist1d.csv
 
 A second run with the same output skips the cells it holds, so the table can be grown in
-several sittings.
+several sittings; a process with ``--reverse`` works from the other end at the same time.
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="work from the end of the sample: a second process fills the table from there",
+    )
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -58,17 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         string = space.to_nb201_string(arch)
         if string not in cells:
             cells.append(string)
-    done = set()
-    if args.output.exists():
-        with args.output.open() as handle:
-            done = {row["arch"] for row in csv.DictReader(handle)}
-    else:
+    if not args.output.exists():
         args.output.parent.mkdir(parents=True, exist_ok=True)
         with args.output.open("w", newline="") as handle:
             csv.writer(handle).writerow(FIELDS)
-    for i, string in enumerate(cells):
-        if string in done:
-            continue
+    order = list(enumerate(cells))
+    for i, string in reversed(order) if args.reverse else order:
+        with args.output.open() as handle:  # read again: another process may have done it
+            if string in {row["arch"] for row in csv.DictReader(handle)}:
+                continue
         arch = space.from_nb201_string(string)
         training.seed_everything(args.train_seed)
         model = arch.build(dataset.input_shape, dataset.num_classes)

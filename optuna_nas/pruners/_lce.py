@@ -94,8 +94,8 @@ class LearningCurvePruner(BasePruner):
             from optuna_nas.pruners import LearningCurvePruner
 
             dataset = data.load("digits")
-            space = spaces.create("chain", max_layers=2)
-            epochs = 20
+            space = spaces.create("chain", max_layers=2, filters=[8, 16])
+            epochs = 10
 
             def objective(trial):
                 model = space.suggest(trial).build(dataset.input_shape, dataset.num_classes)
@@ -103,7 +103,7 @@ class LearningCurvePruner(BasePruner):
 
             pruner = LearningCurvePruner(max_step=epochs - 1)
             study = optuna.create_study(direction="maximize", pruner=pruner)
-            study.optimize(objective, n_trials=20)
+            study.optimize(objective, n_trials=10)
 
     Args:
         max_step: The last step a trial reports, whose value is predicted. Steps count from

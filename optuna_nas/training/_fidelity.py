@@ -49,8 +49,8 @@ class Fidelity:
             from optuna_nas.training import Fidelity
 
             dataset = data.load("digits")
-            space = spaces.create("chain", max_layers=3)
-            ladder = Fidelity.ladder(epochs=(1, 9), data_fraction=(0.25, 1.0))
+            space = spaces.create("chain", max_layers=2, filters=[8, 16])
+            ladder = Fidelity.ladder(epochs=(1, 6), data_fraction=(0.25, 1.0))
 
             def objective(trial):
                 arch = space.suggest(trial)
@@ -63,7 +63,7 @@ class Fidelity:
 
             pruner = LowFidelityPruner(rung_steps=range(len(ladder)))
             study = optuna.create_study(direction="maximize", pruner=pruner)
-            study.optimize(objective, n_trials=30)
+            study.optimize(objective, n_trials=12)
 
     Attributes:
         epochs: Training epochs, at least 1.
