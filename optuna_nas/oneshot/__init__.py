@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from optuna_nas.oneshot._proxies import (
     PROXIES,
+    enqueue_best_by_proxy,
     flops,
     grad_norm,
     jacob_cov,
@@ -46,6 +47,7 @@ __all__ = [
     "MixedOp",
     "WeightSharingObjective",
     "derive_architecture",
+    "enqueue_best_by_proxy",
     "load_supernet",
     "save_supernet",
     "Supernet",

@@ -72,3 +72,35 @@ def test_naswot_counts_distinct_activation_patterns() -> None:
 def test_unknown_proxy_is_named(dataset: data.Dataset) -> None:
     with pytest.raises(ValueError, match=r"unknown zero-cost proxy 'bogus'.*synflow"):
         oneshot.zero_cost_score(_model(), dataset.train, "bogus")
+
+
+def test_a_proxy_seeds_the_first_trials_of_any_sampler(dataset: data.Dataset) -> None:
+    import optuna
+
+    from optuna_nas import samplers
+
+    space = spaces.create("nb201", channels=4, cells_per_stage=1)
+    study = optuna.create_study(
+        direction="maximize", sampler=samplers.create("evolution", seed=0, space=space)
+    )
+    chosen = oneshot.enqueue_best_by_proxy(
+        study, space, dataset, proxy="synflow", n_trials=3, candidates=12
+    )
+    study.optimize(lambda trial: float(len(space.suggest(trial).param_dict)), n_trials=4)
+    # The three enqueued architectures run first, in order, with their scores; then the
+    # sampler takes over.
+    assert [t.params for t in study.trials[:3]] == chosen
+    scores = [t.user_attrs["optuna_nas:proxy_score"] for t in study.trials[:3]]
+    assert scores == sorted(scores, reverse=True)
+    assert "optuna_nas:proxy_score" not in study.trials[3].user_attrs
+    # They are the best of the candidates by the proxy.
+    rng = np.random.RandomState(0)
+    drawn = [space.sample_params(rng) for _ in range(12)]
+    all_scores = []
+    for params in drawn:
+        torch.manual_seed(0)
+        model = space.from_params(params).build(dataset.input_shape, dataset.num_classes)
+        all_scores.append(oneshot.zero_cost_score(model, dataset.train, "synflow"))
+    assert scores[-1] >= sorted(all_scores, reverse=True)[2] - 1e-9 * abs(scores[-1])
+    with pytest.raises(ValueError, match="at least n_trials"):
+        oneshot.enqueue_best_by_proxy(study, space, dataset, n_trials=5, candidates=2)
