@@ -188,3 +188,22 @@ def load_study(args: argparse.Namespace, *, write: bool = False) -> Any:
             f"no study named {name!r} in the storage; it holds: {', '.join(names) or 'none'}"
         )
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def dataset_from_args(args: argparse.Namespace, *, seed: int) -> Any:
+    """The :class:`~optuna_nas.DatasetConfig` that ``--dataset`` (a name or a path, made
+    absolute so that workers elsewhere find it), ``--target``, ``--resolution`` and
+    ``--data-root`` describe."""
+    from optuna_nas import data
+    from optuna_nas.study import DatasetConfig
+
+    name = args.dataset
+    if name not in data.available() and data.is_path(name):
+        name = str(Path(name).expanduser().resolve())
+    options: dict[str, Any] = {"seed": seed}
+    for option in ("target", "resolution"):
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
+    if args.data_root:
+        options["root"] = str(Path(args.data_root).resolve())
+    return DatasetConfig(name, options)

@@ -11,6 +11,7 @@ from typing import Any
 from optuna_nas.cli._common import (
     CLIError,
     add_storage_args,
+    dataset_from_args,
     integer,
     positive_float,
     positive_int,
@@ -69,10 +70,10 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from optuna_nas import data, oneshot, spaces
+    from optuna_nas import oneshot, spaces
     from optuna_nas._artifacts import ArtifactError, default_artifact_dir, open_artifact_store
     from optuna_nas._storage import StorageError, StorageMissingError, mask_url, open_storage
-    from optuna_nas.study import DatasetConfig, TrainingConfig, create_study, oneshot_search
+    from optuna_nas.study import TrainingConfig, create_study, oneshot_search
     from optuna_nas.training import select_device
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -91,16 +92,8 @@ def run(args: argparse.Namespace) -> int:
                 f"one of: {', '.join(oneshot.STRATEGIES)}"
             )
         select_device(args.device)
-        options: dict[str, Any] = {"seed": args.seed}
-        name = args.dataset
-        if name not in data.available() and data.is_path(name):
-            name = str(Path(name).expanduser().resolve())
-        for option in ("target", "resolution"):
-            if getattr(args, option) is not None:
-                options[option] = getattr(args, option)
-        if args.data_root:
-            options["root"] = str(Path(args.data_root).resolve())
-        dataset_config = DatasetConfig(name, options)
+        dataset_config = dataset_from_args(args, seed=args.seed)
+        name = dataset_config.name
         dataset = dataset_config.load()
         checkpoint = None
         if args.checkpoint is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from optuna_nas.cli._common import (
     CLIError,
     add_storage_args,
+    dataset_from_args,
     integer,
     load_study,
     non_negative_float,
@@ -119,7 +120,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optuna_nas import _keys, data
+    from optuna_nas import _keys
     from optuna_nas.export import BundleError
     from optuna_nas.study import record_retrain, retrain, study_settings
     from optuna_nas.training import Augment
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     study = load_study(args, write=True)
     try:
         _, dataset_config, _ = study_settings(study)
-        dataset = _load_dataset(args, dataset_config, data)
+        dataset = _load_dataset(args, dataset_config)
     except (ValueError, FileNotFoundError) as err:
         raise CLIError(str(err)) from None
     augment = None
@@ -224,7 +225,7 @@ def _command(argv: list[str]) -> str:
     return "optuna-nas " + shlex.join(shown)
 
 
-def _load_dataset(args: argparse.Namespace, dataset_config: Any, data: Any) -> Any:
+def _load_dataset(args: argparse.Namespace, dataset_config: Any) -> Any:
     if args.dataset is None:
         if args.target is not None:
             raise ValueError("--target goes with --dataset PATH.csv")
@@ -234,15 +235,7 @@ def _load_dataset(args: argparse.Namespace, dataset_config: Any, data: Any) -> A
         if args.resolution:
             overrides["resolution"] = args.resolution
         return dataset_config.load(**overrides)
-    options: dict[str, Any] = {"seed": dataset_config.options.get("seed", 0)}
-    if args.target is not None:
-        options["target"] = args.target
-    if args.data_root:
-        options["root"] = str(Path(args.data_root).resolve())
-    name = args.dataset
-    if name not in data.available() and data.is_path(name):
-        name = str(Path(name).expanduser().resolve())
-    return data.load(name, resolution=args.resolution, **options)
+    return dataset_from_args(args, seed=dataset_config.options.get("seed", 0)).load()
 
 
 def _default_checkpoint(args: argparse.Namespace, study: Any, keys: Any) -> Path:

@@ -252,8 +252,9 @@ def _saved(points: list[_Point], budget: int) -> float:
     return 1.0 - sum(min(p.steps, budget) for p in points) / (len(points) * budget)
 
 
-def _draw(study: optuna.Study, ranked: list[_Point], out: Path) -> dict[int, str]:
-    """SVG drawings of the ranked trials' architectures, by trial number."""
+def _draw(study: optuna.Study, ranked: list[_Point], out: Path) -> dict[int, tuple[str, str]]:
+    """The ranked trials' architectures, drawn as SVG files: the file's name and the
+    architecture's text, by trial number (none for a study of another origin)."""
     from optuna_nas.spaces import Architecture, create
 
     spec = study.user_attrs.get(_keys.STUDY_SPACE)
@@ -269,7 +270,7 @@ def _draw(study: optuna.Study, ranked: list[_Point], out: Path) -> dict[int, str
             continue
         name = f"arch-trial{point.number}.svg"
         (out / name).write_text(arch.to_svg())
-        drawings[point.number] = name
+        drawings[point.number] = (name, str(arch))
     return drawings
 
 
@@ -277,11 +278,10 @@ def _markdown(
     study: optuna.Study,
     points: list[_Point],
     ranked: list[_Point],
-    drawings: dict[int, str],
+    drawings: dict[int, tuple[str, str]],
     images: dict[str, str],
     maximize: bool,
 ) -> str:
-    from optuna_nas.spaces import Architecture, create
 
     attrs = study.user_attrs
     spec = attrs.get(_keys.STUDY_SPACE) or {}
@@ -328,15 +328,8 @@ def _markdown(
         "| rank | trial | value | test accuracy | params | architecture |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    space = create(spec["space"], **spec.get("config", {})) if spec else None
-    trials = study.get_trials(deepcopy=False)
     for rank, point in enumerate(ranked, 1):
-        text = "?"
-        if space is not None:
-            try:
-                text = str(Architecture.from_trial(trials[point.number], space))
-            except (KeyError, ValueError):
-                pass
+        text = drawings[point.number][1] if point.number in drawings else "?"
         test = f"{point.test:.4f}" if point.test is not None else "-"
         params = f"{point.n_params:,.0f}" if point.n_params is not None else "-"
         lines.append(
@@ -349,7 +342,7 @@ def _markdown(
             lines += [
                 f"Trial {point.number}:",
                 "",
-                f"![Trial {point.number}]({drawings[point.number]})",
+                f"![Trial {point.number}]({drawings[point.number][0]})",
                 "",
             ]
     finished = [p for p in points if p.state in ("COMPLETE", "PRUNED")]
