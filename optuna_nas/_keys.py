@@ -81,7 +81,11 @@ RETRY_REASON = "optuna_nas:retry_reason"
 ONESHOT_SCORE = "optuna_nas:oneshot_score"
 """The trial's architecture scored with a supernet's shared weights (validation accuracy)."""
 ONESHOT_STRATEGY = "optuna_nas:oneshot_strategy"
-"""How the supernet that chose the trial's architecture was trained (``spos``, ``fair``)."""
+"""How the trial's architecture was found: the supernet's training (``spos``, ``fair``) or
+the gradient method (``darts``, ``gdas``, ``drnas``)."""
+ARCHITECTURE_WEIGHTS = "optuna_nas:architecture_weights"
+"""The architecture distribution of the gradient search that derived the trial, after each
+epoch: ``{"decisions": {name: [candidate, ...]}, "epochs": [[[p, ...], ...], ...]}``."""
 PROXY_SCORE = "optuna_nas:proxy_score"
 """The zero-cost proxy score of an architecture that a proxy chose to enqueue."""
 STUDY_SUPERNET = "optuna_nas:supernet_artifact"

@@ -27,7 +27,10 @@ def add_parser(sub: Any) -> None:
         "architecture it finds as a trial of the study",
         description="Train a supernet of the space (or load --checkpoint), score --candidates "
         "architectures with its shared weights by regularized evolution, and train the best "
-        "stand-alone as a completed trial of the study, beside the samplers' trials.",
+        "stand-alone as a completed trial of the study, beside the samplers' trials. With a "
+        "gradient method as --strategy (darts, gdas, drnas), search by gradient descent on "
+        "architecture weights for --epochs instead; their history is saved as a dashboard "
+        "plot.",
     )
     oneshot.add_argument("--space", default="nb201", help="a space with a supernet: nb201")
     oneshot.add_argument(
@@ -41,8 +44,14 @@ def add_parser(sub: Any) -> None:
     oneshot.add_argument("--target", default=None, help="label column of a .csv dataset")
     oneshot.add_argument("--resolution", type=positive_int, default=None, help="resize images")
     oneshot.add_argument("--data-root", default=None, help="local root of torchvision datasets")
-    oneshot.add_argument("--strategy", default="spos", help="supernet training: spos or fair")
-    oneshot.add_argument("--epochs", type=positive_int, default=10, help="supernet epochs")
+    oneshot.add_argument(
+        "--strategy",
+        default="spos",
+        help="supernet training (spos, fair) or gradient method (darts, gdas, drnas)",
+    )
+    oneshot.add_argument(
+        "--epochs", type=positive_int, default=10, help="supernet or gradient-search epochs"
+    )
     oneshot.add_argument(
         "--candidates", type=positive_int, default=100, help="architectures scored by the search"
     )
@@ -86,10 +95,17 @@ def run(args: argparse.Namespace) -> int:
                 "`optuna-nas search`)"
             )
         space = spaces.create(args.space, **spaces.parse_space_args(args.space_arg))
-        if args.strategy not in oneshot.STRATEGIES:
+        strategies = (*oneshot.STRATEGIES, *oneshot.GRADIENT_METHODS)
+        if args.strategy not in strategies:
             raise ValueError(
                 f"--strategy {args.strategy!r} does not fit the {space.name} supernet; choose "
-                f"one of: {', '.join(oneshot.STRATEGIES)}"
+                f"one of: {', '.join(strategies)}"
+            )
+        gradient = args.strategy in oneshot.GRADIENT_METHODS
+        if gradient and args.checkpoint is not None:
+            raise ValueError(
+                f"--checkpoint serves spos and fair; --strategy {args.strategy} trains its own "
+                "supernet, so leave --checkpoint out"
             )
         select_device(args.device)
         dataset_config = dataset_from_args(args, seed=args.seed)
@@ -130,10 +146,15 @@ def run(args: argparse.Namespace) -> int:
     except (StorageError, ArtifactError, ValueError, FileNotFoundError) as err:
         raise CLIError(str(err)) from None
 
-    print(
-        f"One-shot search of {space!r} on {dataset.name}: {args.strategy} supernet, "
+    how = (
+        f"{args.strategy}, {args.epochs} epochs"
+        if gradient
+        else f"{args.strategy} supernet, "
         + ("from the checkpoint" if checkpoint else f"{args.epochs} epochs")
-        + f", {args.candidates} candidates; study={study_name!r}, "
+        + f", {args.candidates} candidates"
+    )
+    print(
+        f"One-shot search of {space!r} on {dataset.name}: {how}; study={study_name!r}, "
         f"storage={mask_url(args.storage)}"
     )
     result = oneshot_search(
@@ -150,10 +171,15 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     arch = space.from_params(result.params)
-    print(
-        f"Supernet: {result.supernet_seconds:.0f} s; search: {result.search_seconds:.0f} s; "
-        f"one-shot score {result.oneshot_score:.4f}"
-    )
+    if result.oneshot_score is None:
+        print(f"Gradient search: {result.supernet_seconds:.0f} s")
+        if result.plot:
+            print(f"Architecture weights by epoch: the dashboard plot {result.plot}")
+    else:
+        print(
+            f"Supernet: {result.supernet_seconds:.0f} s; search: {result.search_seconds:.0f} s;"
+            f" one-shot score {result.oneshot_score:.4f}"
+        )
     value = "failed" if result.value is None else f"valid accuracy {result.value:.4f}"
     print(f"Derived architecture, trial #{result.trial} ({value}): {arch}", file=sys.stdout)
     return 0

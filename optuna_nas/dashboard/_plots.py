@@ -196,6 +196,83 @@ def save_plots(study: optuna.Study) -> list[str]:
     return saved
 
 
+def architecture_weights_figure(trial: FrozenTrial) -> go.Figure:
+    """The architecture distribution over the epochs of the gradient search behind a trial.
+
+    One panel per searched decision, one line per candidate operation: its probability
+    (softmax of DARTS's or GDAS's ``alpha``, DrNAS's Dirichlet mean) after each epoch. A
+    run that collapses shows ``skip_connect`` or ``none`` taking over.
+
+    Args:
+        trial: A trial that ``optuna-nas oneshot --strategy darts|gdas|drnas`` (or
+            :func:`optuna_nas.study.oneshot_search`) derived; it holds the history in its
+            ``optuna_nas:architecture_weights`` user attribute.
+
+    Raises:
+        ValueError: If the trial holds no such history.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    history = trial.user_attrs.get(_keys.ARCHITECTURE_WEIGHTS)
+    if not isinstance(history, dict) or not history.get("epochs"):
+        raise ValueError(
+            f"trial #{trial.number} holds no architecture weights; only the trial a gradient "
+            "search derived does"
+        )
+    names = list(history["decisions"])
+    columns = min(3, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=names, shared_yaxes=True)
+    palette = ("#7f8c9a", "#d1495b", "#edae49", "#00798c", "#30638e", "#66a182", "#8d5a97")
+    colors: dict[str, str] = {}
+    epochs = history["epoch_numbers"]
+    for d, name in enumerate(names):
+        for c, op in enumerate(history["decisions"][name]):
+            first = op not in colors
+            colors.setdefault(op, palette[len(colors) % len(palette)])
+            figure.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=[snapshot[d][c] for snapshot in history["epochs"]],
+                    mode="lines",
+                    name=op,
+                    legendgroup=op,
+                    showlegend=first,
+                    line={"color": colors[op]},
+                ),
+                row=d // columns + 1,
+                col=d % columns + 1,
+            )
+    strategy = trial.user_attrs.get(_keys.ONESHOT_STRATEGY, "gradient search")
+    figure.update_layout(
+        title=f"Architecture weights of {strategy} by epoch (trial #{trial.number})",
+        template="none",
+        height=260 * rows,
+    )
+    figure.update_yaxes(range=[0, 1])
+    return figure
+
+
+def save_architecture_weights(study: optuna.Study, trial: FrozenTrial) -> str:
+    """Saves :func:`architecture_weights_figure` of ``trial`` into ``study`` for
+    optuna-dashboard, under id ``optuna-nas-architecture-weights-<number>``.
+
+    Returns:
+        The graph object id.
+
+    Raises:
+        ImportError: If optuna-dashboard or plotly is missing.
+        ValueError: If the trial holds no architecture weights.
+    """
+    from optuna_nas.dashboard._server import import_optuna_dashboard
+
+    save = import_optuna_dashboard("saving dashboard plots").save_plotly_graph_object
+    graph_id = f"optuna-nas-architecture-weights-{trial.number}"
+    save(study, architecture_weights_figure(trial), graph_object_id=graph_id)
+    return graph_id
+
+
 class PlotRefresher:
     """A study callback that keeps the dashboard's custom plots current.
 

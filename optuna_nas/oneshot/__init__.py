@@ -14,6 +14,11 @@ an ordinary module with its inherited weights.
 
 from __future__ import annotations
 
+from optuna_nas.oneshot._gradient import (
+    GRADIENT_METHODS,
+    GradientSearchResult,
+    gradient_search,
+)
 from optuna_nas.oneshot._proxies import (
     PROXIES,
     enqueue_best_by_proxy,
@@ -41,6 +46,9 @@ from optuna_nas.oneshot._train import (
 )
 
 __all__ = [
+    "GRADIENT_METHODS",
+    "GradientSearchResult",
+    "gradient_search",
     "PROXIES",
     "STRATEGIES",
     "SUPERNET_SPACES",

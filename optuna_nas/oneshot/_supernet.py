@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 class MixedOp(nn.Module):
     """One searched edge: every candidate operation, of which the active one runs.
 
+    With :attr:`weights` set (one weight per candidate, in order), the edge computes the
+    weighted sum of all candidates instead, as DARTS does. With :attr:`hard` set too, the
+    weights are one-hot in value (GDAS's straight-through Gumbel sample): only the chosen
+    candidate runs, and the others add their zero weights, which carry the gradient.
+
     Args:
         candidates: The operations by name, each mapping the edge's input to its output.
     """
@@ -31,8 +36,17 @@ class MixedOp(nn.Module):
         super().__init__()
         self.candidates = nn.ModuleDict(candidates)
         self.active: str | None = None
+        self.weights: torch.Tensor | None = None
+        self.hard = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weights is not None:
+            ops = list(self.candidates.values())
+            if self.hard:
+                chosen = int(self.weights.argmax())
+                out = ops[chosen](x) * self.weights[chosen]
+                return out + (self.weights.sum() - self.weights[chosen])
+            return sum(w * op(x) for w, op in zip(self.weights, ops, strict=True))
         if self.active is None:
             raise RuntimeError("the supernet has no path; call set_path(...) or sample_path(...)")
         return self.candidates[self.active](x)
@@ -91,6 +105,28 @@ class Supernet(nn.Module):
                     f"{', '.join(op.candidates)}"
                 )
             op.active = str(choice)
+            op.weights = None
+
+    def set_mixture(self, weights: dict[str, torch.Tensor], *, hard: bool = False) -> None:
+        """Makes every edge compute the mixture of its candidates with ``weights``.
+
+        Args:
+            weights: Per decision, one weight per candidate (in :attr:`decisions` order).
+                Edges of the same decision in different cells share them.
+            hard: The weights are one-hot in value (a straight-through sample), so each
+                edge runs only its chosen candidate.
+
+        Raises:
+            ValueError: For a missing decision or a wrong number of weights.
+        """
+        for name, op in self._edges:
+            w = weights.get(name)
+            if w is None or w.shape != (len(op.candidates),):
+                raise ValueError(
+                    f"{name!r} needs {len(op.candidates)} weights, one per candidate, got "
+                    f"{None if w is None else tuple(w.shape)}"
+                )
+            op.weights, op.hard, op.active = w, hard, None
 
     def sample_path(self, rng: np.random.Generator) -> dict[str, str]:
         """Activates a path drawn uniformly, one operation per decision, and returns it."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from optuna_nas import _keys
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from optuna_nas.spaces import SearchSpace
     from optuna_nas.study._config import TrainingConfig
 
+_logger = logging.getLogger(__name__)
+
 
 @dataclass
 class OneShotResult:
@@ -24,20 +27,27 @@ class OneShotResult:
     Attributes:
         trial: Number of the study's trial that holds the derived architecture.
         params: The derived architecture's parameters.
-        oneshot_score: Its validation accuracy with the supernet's weights.
+        oneshot_score: Its validation accuracy with the supernet's weights (``None`` after
+            a gradient method, whose supernet was trained as a mixture).
         value: Its validation accuracy trained stand-alone (the trial's value).
-        supernet_seconds: Wall time of training the supernet (0 when a checkpoint was given).
-        search_seconds: Wall time of the weight-sharing search.
+        supernet_seconds: Wall time of training the supernet (0 when a checkpoint was
+            given); for a gradient method, of the whole gradient search.
+        search_seconds: Wall time of the weight-sharing search (0 for a gradient method).
         losses: The supernet's training loss per epoch.
+        history: For a gradient method, the architecture distribution after each epoch
+            (:attr:`optuna_nas.oneshot.GradientSearchResult.history`); else empty.
+        plot: The id of the architecture-weights plot saved for optuna-dashboard, if any.
     """
 
     trial: int
     params: dict[str, Any]
-    oneshot_score: float
+    oneshot_score: float | None
     value: float | None
     supernet_seconds: float
     search_seconds: float
     losses: list[float]
+    history: list[dict[str, dict[str, float]]] = field(default_factory=list)
+    plot: str | None = None
 
 
 def oneshot_search(
@@ -56,7 +66,14 @@ def oneshot_search(
 ) -> OneShotResult:
     """Trains a supernet, searches it, and adds the architecture it finds to ``study``.
 
-    The supernet trains with ``strategy`` for ``epochs`` (or comes from ``checkpoint``),
+    With a gradient method (``darts``, ``gdas`` or ``drnas``, see
+    :func:`optuna_nas.oneshot.gradient_search`) as ``strategy``, the search runs for
+    ``epochs`` and derives the architecture itself; its architecture weights by epoch go to
+    the derived trial's ``optuna_nas:architecture_weights`` attribute and, when
+    optuna-dashboard and plotly are installed, into a plot of the study
+    (:func:`optuna_nas.dashboard.save_architecture_weights`).
+
+    Otherwise the supernet trains with ``strategy`` for ``epochs`` (or comes from ``checkpoint``),
     and is saved to ``artifact_store`` under the study's ``optuna_nas:supernet_artifact``
     attribute. Regularized evolution then scores ``candidates`` architectures with its
     shared weights. The best is enqueued into ``study`` and trained stand-alone there by
@@ -69,7 +86,8 @@ def oneshot_search(
         space: The space, one with a supernet (see :func:`optuna_nas.oneshot.build_supernet`).
         dataset: The data the supernet trains on and the trial trains on.
         training: How the derived architecture trains stand-alone.
-        strategy: How the supernet trains: ``spos`` or ``fair``.
+        strategy: How the supernet trains, ``spos`` or ``fair``, or a gradient method:
+            ``darts``, ``gdas`` or ``drnas``.
         epochs: Supernet training epochs.
         candidates: Architectures the weight-sharing search scores.
         seed: Seeds the supernet's training and the search.
@@ -85,13 +103,22 @@ def oneshot_search(
     from optuna_nas import oneshot
     from optuna_nas.study._objective import ArchitectureObjective
 
+    known = (*oneshot.STRATEGIES, *oneshot.GRADIENT_METHODS)
+    if strategy not in known:
+        raise ValueError(
+            f"unknown one-shot strategy {strategy!r}; choose one of: {', '.join(known)}"
+        )
+    if strategy in oneshot.GRADIENT_METHODS:
+        if checkpoint is not None:
+            raise ValueError(
+                f"{strategy} trains its own supernet; leave out the checkpoint, which serves "
+                "spos and fair"
+            )
+        return _gradient(
+            study, space, dataset, training, strategy, epochs, seed, artifact_store, progress
+        )
     if checkpoint is None:
         supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
-        if strategy not in oneshot.STRATEGIES:
-            raise ValueError(
-                f"unknown one-shot strategy {strategy!r}; choose one of: "
-                f"{', '.join(oneshot.STRATEGIES)}"
-            )
         start = time.perf_counter()
         losses = oneshot.train_supernet(
             supernet,
@@ -136,6 +163,68 @@ def oneshot_search(
         supernet_seconds=supernet_seconds,
         search_seconds=search_seconds,
         losses=losses,
+    )
+
+
+def _gradient(
+    study: optuna.Study,
+    space: SearchSpace,
+    dataset: Dataset,
+    training: TrainingConfig,
+    method: str,
+    epochs: int,
+    seed: int,
+    artifact_store: ArtifactStore | None,
+    progress: bool,
+) -> OneShotResult:
+    from optuna_nas import oneshot
+    from optuna_nas.oneshot._gradient import encode_history
+    from optuna_nas.study._objective import ArchitectureObjective
+
+    supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
+    start = time.perf_counter()
+    found = oneshot.gradient_search(
+        supernet,
+        dataset,
+        method=method,
+        epochs=epochs,
+        lr=training.lr,
+        weight_decay=training.weight_decay,
+        seed=seed,
+        device=training.device,
+        progress=progress,
+    )
+    seconds = time.perf_counter() - start
+    study.enqueue_trial(
+        found.params,
+        user_attrs={
+            _keys.ONESHOT_STRATEGY: method,
+            _keys.ARCHITECTURE_WEIGHTS: encode_history(found.history),
+        },
+        skip_if_exists=False,
+    )
+    objective = ArchitectureObjective(
+        space, dataset, training, seed=seed, artifact_store=artifact_store
+    )
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[-1]
+    plot = None
+    try:
+        from optuna_nas.dashboard import save_architecture_weights
+
+        plot = save_architecture_weights(study, trial)
+    except ImportError as err:
+        _logger.warning("the architecture-weights plot was not saved: %s", err)
+    return OneShotResult(
+        trial=trial.number,
+        params=found.params,
+        oneshot_score=None,
+        value=trial.value,
+        supernet_seconds=seconds,
+        search_seconds=0.0,
+        losses=found.losses,
+        history=found.history,
+        plot=plot,
     )
 
 

@@ -36,6 +36,7 @@ pytest.importorskip("plotly")
 STUDY = "chain-digits"
 TRIALS = 3
 EPOCHS = 2
+ONESHOT_STUDY = "nb201-digits-drnas"
 
 
 def _cli() -> list[str]:
@@ -73,9 +74,9 @@ class Served:
         assert status == 200, (path, status, body[:300])
         return json.loads(body)
 
-    def study(self) -> dict[str, Any]:
+    def study(self, name: str = STUDY) -> dict[str, Any]:
         [summary] = [
-            s for s in self.json("/api/studies")["study_summaries"] if s["study_name"] == STUDY
+            s for s in self.json("/api/studies")["study_summaries"] if s["study_name"] == name
         ]
         detail = self.json(f"/api/studies/{summary['study_id']}")
         detail["study_id"] = summary["study_id"]
@@ -116,6 +117,35 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         timeout=600,
     )
     assert retrain.returncode == 0, retrain.stderr
+    gradient = subprocess.run(
+        [
+            *_cli(),
+            "oneshot",
+            "--strategy",
+            "drnas",
+            "--epochs",
+            "2",
+            "--final-epochs",
+            "1",
+            "--dataset",
+            "digits",
+            "--space-arg",
+            "channels=4",
+            "--space-arg",
+            "cells_per_stage=1",
+            "--study-name",
+            ONESHOT_STUDY,
+            "--no-progress",
+            "--storage",
+            storage,
+        ],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert gradient.returncode == 0, gradient.stderr
     port = _free_port()
     log = root / "dashboard.log"
     with open(log, "w") as out:
@@ -247,6 +277,32 @@ def test_custom_plot_shows_every_completed_trial_and_the_front(served: Served) -
     assert set(front["x"]) <= set(points["x"]) and front["x"]
     best = max(t["values"][0] for t in complete)
     assert front["y"][-1] == pytest.approx(best)
+
+
+def test_gradient_search_shows_its_architecture_weights_by_epoch(served: Served) -> None:
+    study = served.study(ONESHOT_STUDY)
+    [trial] = study["trials"]
+    assert trial["state"] == "Complete"
+    plots = {p["id"]: json.loads(p["graph_object"]) for p in study["plotly_graph_objects"]}
+    figure = plots[f"optuna-nas-architecture-weights-{trial['number']}"]
+    lines = figure["data"]
+    assert len(lines) == 6 * 5  # one line per edge and candidate operation
+    assert {line["name"] for line in lines} == {
+        "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"
+    }
+    for line in lines:
+        assert line["x"] == [0, 1, 2]  # at initialisation, then after each epoch
+    # At every epoch, each edge's probabilities sum to one.
+    for edge in range(6):
+        mine = lines[edge * 5 : edge * 5 + 5]
+        for epoch in range(3):
+            assert sum(line["y"][epoch] for line in mine) == pytest.approx(1.0, abs=1e-3)
+    # The derived architecture is each edge's most probable operation after the last epoch.
+    params = {p["name"]: p["param_external_value"] for p in trial["params"]}
+    titles = [a["text"] for a in figure["layout"]["annotations"]]
+    for edge, title in enumerate(titles):
+        mine = lines[edge * 5 : edge * 5 + 5]
+        assert params[title] == max(mine, key=lambda line: line["y"][-1])["name"]
 
 
 def test_dashboard_cli_refuses_bad_input_without_leaking_passwords(

@@ -1,0 +1,135 @@
+"""Gradient-based search against stand-alone training: where its architecture ranks.
+
+For every method of ``--methods`` and seed of ``--seeds``, a fresh ``nb201`` supernet (the
+ground truth's network settings) is searched with
+:func:`optuna_nas.oneshot.gradient_search` on the ground truth's dataset. The derived cell
+is then trained stand-alone with the ground truth's recipe (``fit`` defaults, its epochs,
+train seed 0) unless the ground truth already holds it, and its test accuracy is placed
+among the ground truth's cells: the percentile is the share of ground-truth cells whose
+test accuracy is strictly lower. The cost is the search's wall time in units of one
+stand-alone training (the ground truth's mean seconds), on the same machine.
+
+One row per run, printed as it finishes; the table goes to ``--output`` with the mean and
+range per method.
+
+Nothing is tuned on this table: every method runs with its published settings, except the
+architecture learning rate, which :func:`~optuna_nas.oneshot.gradient_search` scales by
+rule so that the architecture steps add up to the published runs' (see its docstring).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/gradient_search.py \\
+        --truth benchmarks/results/nb201_ground_truth_mnist1d.csv \\
+        --output benchmarks/results/gradient_search.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from optuna_nas import data, oneshot, spaces, training
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--truth", type=Path, required=True)
+    parser.add_argument("--dataset", default="mnist1d")
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--cells-per-stage", type=int, default=1)
+    parser.add_argument("--truth-epochs", type=int, default=10, help="the ground truth's epochs")
+    parser.add_argument("--epochs", type=int, default=20, help="search epochs")
+    parser.add_argument("--methods", nargs="+", default=list(oneshot.GRADIENT_METHODS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    with args.truth.open() as handle:
+        truth = {row["arch"]: row for row in csv.DictReader(handle)}
+    test = [float(row["test_accuracy"]) for row in truth.values()]
+    unit = statistics.mean(float(row["seconds"]) for row in truth.values())
+    space = spaces.create("nb201", channels=args.channels, cells_per_stage=args.cells_per_stage)
+    dataset = data.load(args.dataset, seed=0)
+    rows = []
+    for method in args.methods:
+        for seed in args.seeds:
+            supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
+            start = time.perf_counter()
+            result = oneshot.gradient_search(
+                supernet, dataset, method=method, epochs=args.epochs, seed=seed, device="cpu"
+            )
+            cost = (time.perf_counter() - start) / unit
+            arch = space.from_params(result.params)
+            string = space.to_nb201_string(arch)
+            if string in truth:
+                accuracy = float(truth[string]["test_accuracy"])
+            else:
+                training.seed_everything(0)
+                model = arch.build(dataset.input_shape, dataset.num_classes)
+                fitted = training.fit(
+                    model,
+                    dataset,
+                    epochs=args.truth_epochs,
+                    seed=0,
+                    device="cpu",
+                    evaluate_test=True,
+                )
+                accuracy = float(fitted.test_accuracy or 0.0)
+            percentile = 100.0 * sum(t < accuracy for t in test) / len(test)
+            parameter_free = sum(
+                op in ("none", "skip_connect", "avg_pool_3x3") for op in result.params.values()
+            )
+            row = (method, seed, string, accuracy, percentile, parameter_free, cost)
+            rows.append(row)
+            print(
+                f"{method} seed {seed}: {string} test {accuracy:.4f} percentile "
+                f"{percentile:.1f} parameter-free edges {parameter_free}/6 cost {cost:.1f}",
+                flush=True,
+            )
+    args.output.write_text(_table(args, rows, test, unit))
+    return 0
+
+
+def _table(args: argparse.Namespace, rows: list[tuple], test: list[float], unit: float) -> str:
+    command = "OMP_NUM_THREADS=1 python benchmarks/gradient_search.py " + shlex.join(sys.argv[1:])
+    lines = [
+        f"Command: `{command}`",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"CPU, {torch.get_num_threads()} thread(s).",
+        "",
+        f"Ground truth: {len(test)} cells; best test accuracy {max(test):.4f}, 95th "
+        f"percentile {statistics.quantiles(test, n=20)[-1]:.4f}, median "
+        f"{statistics.median(test):.4f}. One stand-alone training: {unit:.1f} s.",
+        "",
+        "| method | seed | derived cell | test accuracy | percentile | parameter-free edges "
+        "| cost (stand-alone trainings) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for method, seed, string, accuracy, percentile, free, cost in rows:
+        lines.append(
+            f"| {method} | {seed} | `{string}` | {accuracy:.4f} | {percentile:.1f} | {free}/6 "
+            f"| {cost:.1f} |"
+        )
+    lines += ["", "| method | mean percentile | worst percentile | mean cost |"]
+    lines += ["| --- | --- | --- | --- |"]
+    for method in dict.fromkeys(r[0] for r in rows):
+        mine = [r for r in rows if r[0] == method]
+        lines.append(
+            f"| {method} | {statistics.mean(r[4] for r in mine):.1f} | "
+            f"{min(r[4] for r in mine):.1f} | {statistics.mean(r[6] for r in mine):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
