@@ -38,7 +38,8 @@ class GradientSearchResult:
 
     Attributes:
         method: The method, one of :data:`GRADIENT_METHODS`.
-        params: The derived architecture: each decision's candidate of largest weight.
+        params: The derived architecture (:meth:`~optuna_nas.oneshot.Supernet.derive`):
+            in ``nb201`` each edge's most probable candidate.
         history: The architecture distribution after each epoch, starting with the one at
             initialisation: per decision, each candidate's probability (the softmax of
             ``alpha`` for DARTS and GDAS, the Dirichlet mean for DrNAS).
@@ -195,9 +196,7 @@ def gradient_search(
         result.losses.append(float(total) / len(data.train))
         result.history.append(_distribution(method, alphas, decisions))
     bar.close()
-    result.params = {
-        name: decisions[name][int(alpha.detach().argmax())] for name, alpha in alphas.items()
-    }
+    result.params = supernet.derive(_distribution(method, alphas, decisions, digits=None))
     supernet.set_path(result.params)
     return result
 
@@ -260,7 +259,10 @@ def _dirichlet_kl(alphas: dict[str, nn.Parameter]) -> torch.Tensor:
 
 @torch.no_grad()
 def _distribution(
-    method: str, alphas: dict[str, nn.Parameter], decisions: dict[str, tuple[str, ...]]
+    method: str,
+    alphas: dict[str, nn.Parameter],
+    decisions: dict[str, tuple[str, ...]],
+    digits: int | None = 6,
 ) -> dict[str, dict[str, float]]:
     out = {}
     for name, a in alphas.items():
@@ -269,7 +271,8 @@ def _distribution(
             probs = concentration / concentration.sum()
         else:
             probs = torch.softmax(a, dim=-1)
-        out[name] = {op: round(float(p), 6) for op, p in zip(decisions[name], probs, strict=True)}
+        values = [float(p) if digits is None else round(float(p), digits) for p in probs]
+        out[name] = dict(zip(decisions[name], values, strict=True))
     return out
 
 

@@ -70,7 +70,7 @@ class Supernet(nn.Module):
         self,
         space: SearchSpace,
         network: nn.Module,
-        edges: list[tuple[str, MixedOp]],
+        layout: _Layout,
         input_shape: tuple[int, ...],
         num_classes: int,
     ) -> None:
@@ -79,15 +79,21 @@ class Supernet(nn.Module):
         self.network = network
         self.input_shape = input_shape
         self.num_classes = num_classes
-        self._edges = edges  # (the name of the edge's decision, its mixed op)
+        self._layout = layout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
     @property
     def decisions(self) -> dict[str, tuple[str, ...]]:
-        """Each searched decision and its candidate operations."""
-        return {name: tuple(op.candidates) for name, op in self._edges}
+        """Each mixed edge's name and its candidate operations.
+
+        Edges of the same name in different cells share their choice (and, in a gradient
+        search, their architecture weights). In ``nb201`` an edge is a decision of the
+        space; in ``darts`` it is ``{cell}/node{k}/in{i}``, the edge from state ``i`` to
+        intermediate node ``k``, of which an architecture uses two per node.
+        """
+        return {name: tuple(op.candidates) for name, op in self._layout.edges}
 
     def set_path(self, arch: Architecture | dict[str, Any]) -> None:
         """Makes the subnetwork of ``arch`` (or of its parameters) the active one.
@@ -97,29 +103,29 @@ class Supernet(nn.Module):
                 has no candidate for.
         """
         params = arch if isinstance(arch, dict) else self._params_of(arch)
-        for name, op in self._edges:
-            choice = params.get(name)
-            if not isinstance(choice, str) or choice not in op.candidates:
+        active = self._layout.resolve(params)
+        for name, op in self._layout.edges:
+            choice = active[name]
+            if choice is not None and choice not in op.candidates:
                 raise ValueError(
                     f"the supernet has no candidate {choice!r} for {name!r}; choose one of "
                     f"{', '.join(op.candidates)}"
                 )
-            op.active = str(choice)
-            op.weights = None
+            op.active, op.weights = choice, None
 
     def set_mixture(self, weights: dict[str, torch.Tensor], *, hard: bool = False) -> None:
         """Makes every edge compute the mixture of its candidates with ``weights``.
 
         Args:
-            weights: Per decision, one weight per candidate (in :attr:`decisions` order).
-                Edges of the same decision in different cells share them.
+            weights: Per edge name of :attr:`decisions`, one weight per candidate (in
+                order). Edges of the same name in different cells share them.
             hard: The weights are one-hot in value (a straight-through sample), so each
                 edge runs only its chosen candidate.
 
         Raises:
-            ValueError: For a missing decision or a wrong number of weights.
+            ValueError: For a missing edge or a wrong number of weights.
         """
-        for name, op in self._edges:
+        for name, op in self._layout.edges:
             w = weights.get(name)
             if w is None or w.shape != (len(op.candidates),):
                 raise ValueError(
@@ -128,15 +134,37 @@ class Supernet(nn.Module):
                 )
             op.weights, op.hard, op.active = w, hard, None
 
-    def sample_path(self, rng: np.random.Generator) -> dict[str, str]:
-        """Activates a path drawn uniformly, one operation per decision, and returns it."""
-        params = {name: str(rng.choice(list(op.candidates))) for name, op in self._edges}
+    def sample_path(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Activates an architecture drawn uniformly (SPOS's sampling) and returns its
+        parameters."""
+        params = self._layout.sample(rng)
         self.set_path(params)
         return params
 
+    def fair_paths(self, rng: np.random.Generator) -> list[dict[str, Any]]:
+        """Architectures that, together, use every candidate operation of every decision
+        once (FairNAS's strict fairness): one permutation of the candidates per decision,
+        and path ``k`` takes each permutation's ``k``-th candidate."""
+        return self._layout.fair(rng)
+
+    def derive(self, probabilities: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """The architecture a gradient search derives from its edge distributions.
+
+        ``nb201`` takes each edge's most probable operation. ``darts`` keeps, for each
+        node, the two incoming edges whose strongest operation other than ``none`` is
+        strongest, each with that operation (the DARTS paper's rule).
+
+        Args:
+            probabilities: Per edge name of :attr:`decisions`, each candidate's probability.
+
+        Returns:
+            The derived architecture's parameters.
+        """
+        return self._layout.derive(probabilities)
+
     def path(self) -> dict[str, str | None]:
-        """The active operation of each decision."""
-        return {name: op.active for name, op in self._edges}
+        """The active operation of each edge (``None`` for an edge the path leaves out)."""
+        return {name: op.active for name, op in self._layout.edges}
 
     def subnet(self, arch: Architecture) -> nn.Module:
         """The stand-alone network of ``arch`` with the weights it has in the supernet.
@@ -148,15 +176,13 @@ class Supernet(nn.Module):
         self.set_path(arch)
         model = arch.build(self.input_shape, self.num_classes)
         state = self.network.state_dict()
-        mixed = {name: op.active for name, op in self._named_mixed()}
+        modules = dict(self.network.named_modules())
+        mixed = self._layout.standalone_edges(arch.param_dict)
         inherited = {}
         for key in model.state_dict():
-            inherited[key] = state[_supernet_key(key, mixed)].clone()
+            inherited[key] = state[_supernet_key(key, mixed, modules)].clone()
         model.load_state_dict(inherited)
         return model
-
-    def _named_mixed(self) -> list[tuple[str, MixedOp]]:
-        return [(n, m) for n, m in self.network.named_modules() if isinstance(m, MixedOp)]
 
     def _params_of(self, arch: Architecture) -> dict[str, Any]:
         if arch.space != self.space.name or arch.space_config != self.space.config:
@@ -167,23 +193,95 @@ class Supernet(nn.Module):
         return arch.param_dict
 
 
-def _supernet_key(key: str, mixed: dict[str, str | None]) -> str:
-    """The supernet's name of a stand-alone network's tensor: a tensor under a mixed edge
-    lives under the edge's active candidate."""
-    for prefix, active in mixed.items():
+def _supernet_key(key: str, mixed: dict[str, str], modules: dict[str, nn.Module]) -> str:
+    """The supernet's name of a stand-alone network's tensor: a tensor under a searched
+    edge lives under the supernet edge's active candidate."""
+    for prefix, edge in mixed.items():
         if key.startswith(prefix + "."):
-            return f"{prefix}.candidates.{active}.{key[len(prefix) + 1 :]}"
+            op = modules[edge]
+            assert isinstance(op, MixedOp)
+            return f"{edge}.candidates.{op.active}.{key[len(prefix) + 1 :]}"
     return key
+
+
+class _Layout:
+    """How a space's decisions map onto a supernet's mixed edges."""
+
+    edges: list[tuple[str, MixedOp]]
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, str | None]:
+        """The active candidate of each edge name (``None``: the path leaves it out)."""
+        raise NotImplementedError
+
+    def standalone_edges(self, params: dict[str, Any]) -> dict[str, str]:
+        """Module name of each searched edge in the stand-alone network, to the module
+        name of the supernet edge it inherits from."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fair(self, rng: np.random.Generator) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def derive(self, probabilities: dict[str, dict[str, float]]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class _NB201Layout(_Layout):
+    """NAS-Bench-201: each of the six decisions is one mixed edge in every cell."""
+
+    def __init__(self, network: nn.Module, edges: list[tuple[str, MixedOp]]) -> None:
+        self.edges = edges
+        self._names = {id(op): n for n, op in network.named_modules() if isinstance(op, MixedOp)}
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, str | None]:
+        active: dict[str, str | None] = {}
+        for name, op in self.edges:
+            choice = params.get(name)
+            if not isinstance(choice, str):
+                raise ValueError(
+                    f"the supernet has no candidate {choice!r} for {name!r}; choose one of "
+                    f"{', '.join(op.candidates)}"
+                )
+            active[name] = choice
+        return active
+
+    def standalone_edges(self, params: dict[str, Any]) -> dict[str, str]:
+        # The stand-alone cell keeps the supernet's module names: edges.0 to edges.5.
+        return {self._names[id(op)]: self._names[id(op)] for _, op in self.edges}
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        decisions = {name: tuple(op.candidates) for name, op in self.edges}
+        return {name: str(rng.choice(ops)) for name, ops in decisions.items()}
+
+    def fair(self, rng: np.random.Generator) -> list[dict[str, Any]]:
+        decisions = {name: tuple(op.candidates) for name, op in self.edges}
+        width = max(len(ops) for ops in decisions.values())
+        orders = {name: rng.permutation(len(ops)) for name, ops in decisions.items()}
+        return [
+            {name: ops[orders[name][k % len(ops)]] for name, ops in decisions.items()}
+            for k in range(width)
+        ]
+
+    def derive(self, probabilities: dict[str, dict[str, float]]) -> dict[str, Any]:
+        return {name: max(probs, key=probs.__getitem__) for name, probs in probabilities.items()}
 
 
 _OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
-SUPERNET_SPACES = ("nb201",)
+SUPERNET_SPACES = ("nb201", "darts")
 """The spaces :func:`build_supernet` makes supernets of."""
 
 
 def build_supernet(space: SearchSpace, input_shape: Sequence[int], num_classes: int) -> Supernet:
     """The supernet of a cell space: its network with every searched edge mixed.
+
+    In ``nb201`` every edge of every cell becomes a :class:`MixedOp` of the five
+    operations. In ``darts`` every cell gets the 14 edges of the DARTS supernet, from each
+    earlier state to each intermediate node, each a :class:`MixedOp` of the eight
+    operations; an architecture uses two incoming edges per node, and the stand-alone
+    network of any architecture is a subnetwork.
 
     Args:
         space: A space of :data:`SUPERNET_SPACES`, with the size arguments the subnetworks
@@ -202,23 +300,30 @@ def build_supernet(space: SearchSpace, input_shape: Sequence[int], num_classes: 
 
             space = spaces.create("nb201", channels=8, cells_per_stage=1)
             supernet = oneshot.build_supernet(space, (1, 40), 10)
-            supernet.sample_path(np.random.default_rng(0))
-            arch = space.from_params(supernet.path())
+            arch = space.from_params(supernet.sample_path(np.random.default_rng(0)))
             standalone = supernet.subnet(arch)  # the same function, as an ordinary module
 
     References:
         G. Bender, P.-J. Kindermans, B. Zoph, V. Vasudevan and Q. Le. Understanding and
         Simplifying One-Shot Architecture Search. ICML 2018.
-    """
-    from optuna_nas.nn._cells import NB201_EDGES, NB201Cell, ResidualReduction, nb201_op
-    from optuna_nas.nn._ops import spatial_dim
 
+        H. Liu, K. Simonyan and Y. Yang. DARTS: Differentiable Architecture Search. ICLR
+        2019 (the DARTS supernet).
+    """
     if space.name not in SUPERNET_SPACES:
         raise ValueError(
             f"space {space.name!r} has no supernet; one-shot search supports "
             f"{', '.join(SUPERNET_SPACES)}"
         )
     shape = tuple(int(s) for s in input_shape)
+    if space.name == "darts":
+        from optuna_nas.oneshot._darts import build_darts_supernet
+
+        network, layout = build_darts_supernet(space, shape, num_classes)
+        return Supernet(space, network, layout, shape, num_classes)
+    from optuna_nas.nn._cells import NB201_EDGES, NB201Cell, ResidualReduction, nb201_op
+    from optuna_nas.nn._ops import spatial_dim
+
     # The skeleton is the space's own network; its edges are then replaced by mixed ones.
     placeholder = space.from_params({f"node{i}/in{j}": "none" for i, j in NB201_EDGES})
     network = placeholder.build(shape, num_classes)
@@ -233,4 +338,4 @@ def build_supernet(space: SearchSpace, input_shape: Sequence[int], num_classes: 
             mixed = [MixedOp({op: nb201_op(op, dim, channels) for op in _OPS}) for _ in names]
             module.edges = nn.ModuleList(mixed)
             edges += list(zip(names, mixed, strict=True))
-    return Supernet(space, network, edges, shape, num_classes)
+    return Supernet(space, network, _NB201Layout(network, edges), shape, num_classes)

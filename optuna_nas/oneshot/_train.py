@@ -87,7 +87,6 @@ def train_supernet(
     optimizer = torch.optim.AdamW(supernet.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps)
     criterion = nn.CrossEntropyLoss()
-    decisions = supernet.decisions
     losses = []
     bar = tqdm(total=epochs * steps, disable=not progress, unit="step", desc="supernet")
     for _ in range(epochs):
@@ -97,7 +96,8 @@ def train_supernet(
             index = order[step * batch_size : (step + 1) * batch_size]
             x, y = batch(split.x, split.y, index, dev, None, split)
             optimizer.zero_grad(set_to_none=True)
-            for path in _paths(strategy, decisions, rng):
+            paths = [supernet.sample_path(rng)] if strategy == "spos" else supernet.fair_paths(rng)
+            for path in paths:
                 supernet.set_path(path)
                 with autocast(dev, True):
                     loss = criterion(supernet(x), y)
@@ -106,23 +106,9 @@ def train_supernet(
             optimizer.step()
             scheduler.step()
             bar.update()
-        per_path = 1 if strategy == "spos" else max(len(ops) for ops in decisions.values())
-        losses.append(float(total) / (len(split) * per_path))
+        losses.append(float(total) / (len(split) * len(paths)))
     bar.close()
     return losses
-
-
-def _paths(
-    strategy: str, decisions: dict[str, tuple[str, ...]], rng: np.random.Generator
-) -> list[dict[str, str]]:
-    if strategy == "spos":
-        return [{name: str(rng.choice(ops)) for name, ops in decisions.items()}]
-    width = max(len(ops) for ops in decisions.values())
-    orders = {name: rng.permutation(len(ops)) for name, ops in decisions.items()}
-    return [
-        {name: ops[orders[name][k % len(ops)]] for name, ops in decisions.items()}
-        for k in range(width)
-    ]
 
 
 @torch.no_grad()

@@ -82,7 +82,7 @@ def test_oneshot_cli_adds_the_derived_architecture_as_a_trial(
     before = (tmp_path / "optuna_nas.db").read_bytes()
     for bad, message in (
         (["--space", "chain"], "has no supernet"),
-        (["--strategy", "darts"], "--strategy 'darts' does not fit"),
+        (["--strategy", "enas"], "--strategy 'enas' does not fit"),
         (["--checkpoint", str(checkpoint), "--space-arg", "channels=8"], "not of 'nb201'"),
         (["--checkpoint", "missing.pt"], "--checkpoint missing.pt"),
         (["--dataset", "missing.npz"], "no such file or folder"),

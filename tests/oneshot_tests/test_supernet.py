@@ -18,8 +18,15 @@ def _space() -> spaces.SearchSpace:
     return spaces.create("nb201", channels=4, cells_per_stage=2)
 
 
-def test_every_subnetwork_is_the_standalone_network_with_shared_weights() -> None:
-    space = _space()
+@pytest.mark.parametrize(
+    "space",
+    [_space(), spaces.create("darts", channels=4, layers=3)],
+    ids=["nb201", "darts"],
+)
+def test_every_subnetwork_is_the_standalone_network_with_shared_weights(
+    space: spaces.SearchSpace,
+) -> None:
+    torch.manual_seed(0)
     supernet = oneshot.build_supernet(space, (1, 40), 10)
     x = torch.randn(6, 1, 40, generator=torch.Generator().manual_seed(0))
     rng = np.random.default_rng(0)
@@ -52,6 +59,41 @@ def test_paths_are_checked_and_spaces_without_supernet_refused() -> None:
         supernet.set_path(arch)
     with pytest.raises(ValueError, match="space 'chain' has no supernet"):
         oneshot.build_supernet(spaces.create("chain"), (1, 40), 10)
+
+
+def test_darts_fair_paths_use_every_operation_of_every_decision_once() -> None:
+    space = spaces.create("darts", channels=4, layers=3)
+    supernet = oneshot.build_supernet(space, (1, 40), 10)
+    assert len(supernet.decisions) == 2 * 14  # the DARTS supernet's edges, per cell kind
+    paths = supernet.fair_paths(np.random.default_rng(0))
+    ops = supernet.decisions["normal/node0/in0"]
+    assert len(ops) == len(paths) == 8
+    for cell in ("normal", "reduce"):
+        for k in range(4):
+            for slot in (0, 1):
+                assert sorted(p[f"{cell}/node{k}/op{slot}"] for p in paths) == sorted(ops)
+    for params in paths:
+        space.from_params(params)  # each is an architecture of the space
+        supernet.set_path(params)
+        used = [edge for edge, op in supernet.path().items() if op is not None]
+        assert len(used) == 2 * 4 * 2  # two edges per node, four nodes, two cell kinds
+
+
+def test_darts_derivation_keeps_the_two_strongest_edges_without_none() -> None:
+    space = spaces.create("darts", channels=4, layers=3)
+    supernet = oneshot.build_supernet(space, (1, 40), 10)
+    flat = {op: 1 / 8 for op in supernet.decisions["normal/node0/in0"]}
+    probs = {edge: dict(flat) for edge in supernet.decisions}
+    # Node 2 of the normal cell: "none" dominates the edge from state 0, which is ignored;
+    # the edges from states 3 and 1 carry the strongest real operations.
+    probs["normal/node2/in0"] = {**flat, "none": 0.9, "sep_conv_3x3": 0.05}
+    probs["normal/node2/in3"] = {**flat, "dil_conv_5x5": 0.6}
+    probs["normal/node2/in1"] = {**flat, "max_pool_3x3": 0.4}
+    params = supernet.derive(probs)
+    assert params["normal/node2/inputs"] == "1,3"
+    assert params["normal/node2/op0"] == "max_pool_3x3"
+    assert params["normal/node2/op1"] == "dil_conv_5x5"
+    assert space.from_params(params).space == "darts"
 
 
 def _changed(before: dict[str, torch.Tensor], supernet: oneshot.Supernet) -> set[str]:
