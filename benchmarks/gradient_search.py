@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method in args.methods:
         for seed in args.seeds:
+            training.seed_everything(seed)  # the supernet's initial weights
             supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
             start = time.perf_counter()
             result = oneshot.gradient_search(

@@ -31,6 +31,7 @@ from optuna_nas.oneshot._proxies import (
     synflow,
     zero_cost_score,
 )
+from optuna_nas.oneshot._rung import EstimateRung
 from optuna_nas.oneshot._search import (
     WeightSharingObjective,
     derive_architecture,
@@ -46,6 +47,7 @@ from optuna_nas.oneshot._train import (
 )
 
 __all__ = [
+    "EstimateRung",
     "GRADIENT_METHODS",
     "GradientSearchResult",
     "gradient_search",

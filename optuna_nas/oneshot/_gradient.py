@@ -102,7 +102,8 @@ def gradient_search(
         arch_weight_decay: Weight decay of the architecture parameters.
         temperature: GDAS's Gumbel-softmax temperature at the first and the last epoch.
         kl_weight: DrNAS's weight of the KL penalty.
-        seed: Seeds ``alpha``'s initialisation, the batch order and the samples.
+        seed: Seeds ``alpha``'s initialisation, the batch order and the samples (the
+            supernet's weights are as :func:`build_supernet` made them: seed before).
         device: ``None`` picks CUDA, then MPS, then the CPU.
         progress: Show a progress bar.
 

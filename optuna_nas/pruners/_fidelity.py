@@ -108,6 +108,12 @@ class LowFidelityPruner(BasePruner):
             rung prunes.
         min_pairs: Fewest trials with values at both a rung and the final rung before
             that rung's correlation counts, at least 3.
+        estimate_rung: Add a rung at step 0 for an estimate made before training (a
+            zero-cost proxy or a one-shot score, see
+            :class:`optuna_nas.oneshot.EstimateRung`), and move the rungs placed from
+            ``max_step`` up by one step, as ``fit(..., first_step=1)`` reports. Give
+            ``max_step`` as ``epochs - 1`` all the same. Not with ``rung_steps``, which
+            then simply starts at 0.
 
     Raises:
         ValueError: For invalid arguments, naming the one to fix.
@@ -130,6 +136,7 @@ class LowFidelityPruner(BasePruner):
         min_resource: int = 1,
         min_correlation: float = 0.6,
         min_pairs: int = 6,
+        estimate_rung: bool = False,
     ) -> None:
         if not is_int(eta) or eta < 2:
             raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
@@ -158,7 +165,14 @@ class LowFidelityPruner(BasePruner):
                 steps.append(resource - 1)
                 resource *= int(eta)
             steps.append(int(max_step))
+            if estimate_rung:
+                steps = [0, *(s + 1 for s in steps)]
         else:
+            if estimate_rung:
+                raise ValueError(
+                    "estimate_rung=True places the rungs from max_step; with rung_steps, "
+                    "include step 0 for the estimate yourself and leave estimate_rung out"
+                )
             steps = list(rung_steps)
             if not steps or any(not is_int(s) or s < 0 for s in steps):
                 raise ValueError(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from optuna_nas._compat import ArtifactStore
     from optuna_nas.data import Dataset
+    from optuna_nas.oneshot import EstimateRung
     from optuna_nas.spaces import Architecture, SearchSpace
 
 _logger = logging.getLogger(__name__)
@@ -182,6 +183,10 @@ class ArchitectureObjective:
         inherit_partial: With ``inherit_weights``, also transfer reshaped tensors;
             ``False`` copies only exact matches.
         hooks: More :class:`TrialHook` objects, run after the ones above.
+        estimate_rung: A cheap estimate (:class:`optuna_nas.oneshot.EstimateRung`: a
+            zero-cost proxy or a one-shot score) reported at step 0, after the hooks'
+            ``before_fit`` and before training; the epochs then report from step 1 on.
+            Pair it with ``LowFidelityPruner(..., estimate_rung=True)``.
 
     Example:
         .. code-block:: python
@@ -210,6 +215,7 @@ class ArchitectureObjective:
         inherit_partial: bool = True,
         save_checkpoints: bool = True,
         hooks: Sequence[object] = (),
+        estimate_rung: EstimateRung | None = None,
     ) -> None:
         from optuna_nas.training import INHERIT_LR_SCALE
 
@@ -244,6 +250,7 @@ class ArchitectureObjective:
             if inherit_weights:
                 built.append(InheritanceHook(artifact_store))
         self.hooks: list[object] = [*built, *hooks]
+        self.estimate_rung = estimate_rung
 
     def __call__(self, trial: optuna.Trial) -> float:
         from optuna_nas.training import fit, seed_everything
@@ -253,6 +260,8 @@ class ArchitectureObjective:
             before = getattr(hook, "before_fit", None)
             if before is not None and before(trial, arch) is False:
                 return math.nan
+        if self.estimate_rung is not None:
+            self.estimate_rung.before_fit(trial, arch)  # raises TrialPruned at this rung
         seed = self.seed + trial.number
         seed_everything(seed)
         model = self.build_model(arch)
@@ -272,6 +281,7 @@ class ArchitectureObjective:
                 init_state_dict=init,
                 inherit_lr_scale=self.inherit_lr_scale,
                 inherit_partial=self.inherit_partial,
+                first_step=0 if self.estimate_rung is None else 1,
             )
         except optuna.TrialPruned:
             # Samplers may still pick a pruned trial as a parent.

@@ -102,6 +102,7 @@ def oneshot_search(
     """
     from optuna_nas import oneshot
     from optuna_nas.study._objective import ArchitectureObjective
+    from optuna_nas.training import seed_everything
 
     known = (*oneshot.STRATEGIES, *oneshot.GRADIENT_METHODS)
     if strategy not in known:
@@ -118,6 +119,7 @@ def oneshot_search(
             study, space, dataset, training, strategy, epochs, seed, artifact_store, progress
         )
     if checkpoint is None:
+        seed_everything(seed)  # the supernet's initial weights
         supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
         start = time.perf_counter()
         losses = oneshot.train_supernet(
@@ -179,8 +181,10 @@ def _gradient(
 ) -> OneShotResult:
     from optuna_nas import oneshot
     from optuna_nas.oneshot._gradient import encode_history
+    from optuna_nas.training import seed_everything
     from optuna_nas.study._objective import ArchitectureObjective
 
+    seed_everything(seed)  # the supernet's initial weights
     supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
     start = time.perf_counter()
     found = oneshot.gradient_search(

@@ -121,6 +121,7 @@ def fit(
     augment: Augment | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    first_step: int = 0,
 ) -> FitResult:
     """Trains ``model`` on ``data.train`` and scores it on ``data.valid`` every epoch.
 
@@ -191,6 +192,9 @@ def fit(
             raises ``ValueError``. It is written atomically and loaded with
             ``weights_only=True``.
         progress: Show a progress bar (tqdm) over the training steps.
+        first_step: The step epoch 0 reports at; epoch ``e`` reports at
+            ``first_step + e``. 1 leaves step 0 to an estimate made before training (see
+            :class:`optuna_nas.oneshot.EstimateRung`).
 
     Returns:
         A :class:`FitResult`.
@@ -221,6 +225,8 @@ def fit(
     model, data = apply_fidelity(model, data, fidelity, seed=seed)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    if isinstance(first_step, bool) or not isinstance(first_step, int) or first_step < 0:
+        raise ValueError(f"first_step must be an integer >= 0, got {first_step!r}")
     if not inherit_lr_scale > 0:
         raise ValueError(
             f"inherit_lr_scale must be positive (a fraction of lr, 1.0 for the full rate), "
@@ -306,6 +312,7 @@ def fit(
             augment=augment,
             checkpoint=checkpoint,
             progress=progress,
+            first_step=first_step,
         )
     except torch.cuda.OutOfMemoryError:
         if trial is None:
@@ -344,6 +351,7 @@ def _train(
     augment: Augment | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    first_step: int = 0,
 ) -> None:
     import optuna
     from tqdm.auto import tqdm
@@ -439,7 +447,7 @@ def _train(
         bar.set_postfix(loss=f"{train_loss:.3f}", valid=f"{accuracy:.4f}")
         if saver is not None:
             saver.save(epoch, result, train_seconds)
-        if trial is not None and report_and_check(trial, accuracy, epoch):
+        if trial is not None and report_and_check(trial, accuracy, first_step + epoch):
             bar.close()
             raise optuna.TrialPruned(
                 f"pruned after epoch {epoch} at validation accuracy {accuracy:.4f}"
