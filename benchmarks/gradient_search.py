@@ -1,19 +1,24 @@
-"""Gradient-based search against stand-alone training: where its architecture ranks.
+"""Gradient-based and one-shot search against stand-alone training: where their finds rank.
 
 For every method of ``--methods`` and seed of ``--seeds``, a fresh ``nb201`` supernet (the
-ground truth's network settings) is searched with
-:func:`optuna_nas.oneshot.gradient_search` on the ground truth's dataset. The derived cell
-is then trained stand-alone with the ground truth's recipe (``fit`` defaults, its epochs,
-train seed 0) unless the ground truth already holds it, and its test accuracy is placed
-among the ground truth's cells: the percentile is the share of ground-truth cells whose
-test accuracy is strictly lower. The cost is the search's wall time in units of one
-stand-alone training (the ground truth's mean seconds), on the same machine.
+ground truth's network settings) is searched on the ground truth's dataset: with
+:func:`optuna_nas.oneshot.gradient_search` (``darts``, ``gdas``, ``drnas``) for
+``--epochs``, or, for ``spos`` and ``fair``, trained with
+:func:`~optuna_nas.oneshot.train_supernet` for ``--epochs`` and then searched by
+regularized evolution over ``--candidates`` weight-sharing scores
+(:func:`~optuna_nas.oneshot.derive_architecture`), as ``optuna-nas oneshot`` does. The
+found cell is then trained stand-alone with the ground truth's recipe (``fit`` defaults,
+its epochs, train seed 0) unless the ground truth already holds it, and its test accuracy
+is placed among the ground truth's cells: the percentile is the share of ground-truth cells
+whose test accuracy is strictly lower. The cost is the search's wall time (supernet
+training included) in units of one stand-alone training (the ground truth's mean
+seconds), on the same machine.
 
 One row per run, printed as it finishes; the table goes to ``--output`` with the mean and
 range per method.
 
-Nothing is tuned on this table: every method runs with its published settings, except the
-architecture learning rate, which :func:`~optuna_nas.oneshot.gradient_search` scales by
+Nothing is tuned on this table: every method runs with its published settings, the
+supernets with ``fit``'s recipe, except the architecture learning rate, which :func:`~optuna_nas.oneshot.gradient_search` scales by
 rule so that the architecture steps add up to the published runs' (see its docstring).
 
 Usage::
@@ -48,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells-per-stage", type=int, default=1)
     parser.add_argument("--truth-epochs", type=int, default=10, help="the ground truth's epochs")
     parser.add_argument("--epochs", type=int, default=20, help="search epochs")
-    parser.add_argument("--methods", nargs="+", default=list(oneshot.GRADIENT_METHODS))
+    parser.add_argument(
+        "--methods", nargs="+", default=[*oneshot.GRADIENT_METHODS, *oneshot.STRATEGIES]
+    )
+    parser.add_argument(
+        "--candidates", type=int, default=100, help="architectures a spos or fair search scores"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -65,11 +75,19 @@ def main(argv: list[str] | None = None) -> int:
             training.seed_everything(seed)  # the supernet's initial weights
             supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
             start = time.perf_counter()
-            result = oneshot.gradient_search(
-                supernet, dataset, method=method, epochs=args.epochs, seed=seed, device="cpu"
-            )
+            if method in oneshot.GRADIENT_METHODS:
+                params = oneshot.gradient_search(
+                    supernet, dataset, method=method, epochs=args.epochs, seed=seed, device="cpu"
+                ).params
+            else:  # a one-shot search: train the supernet, then evolution on shared weights
+                oneshot.train_supernet(
+                    supernet, dataset, epochs=args.epochs, strategy=method, seed=seed, device="cpu"
+                )
+                params, _ = oneshot.derive_architecture(
+                    space, supernet, dataset, candidates=args.candidates, seed=seed, device="cpu"
+                )
             cost = (time.perf_counter() - start) / unit
-            arch = space.from_params(result.params)
+            arch = space.from_params(params)
             string = space.to_nb201_string(arch)
             if string in truth:
                 accuracy = float(truth[string]["test_accuracy"])
@@ -87,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 accuracy = float(fitted.test_accuracy or 0.0)
             percentile = 100.0 * sum(t < accuracy for t in test) / len(test)
             parameter_free = sum(
-                op in ("none", "skip_connect", "avg_pool_3x3") for op in result.params.values()
+                op in ("none", "skip_connect", "avg_pool_3x3") for op in params.values()
             )
             row = (method, seed, string, accuracy, percentile, parameter_free, cost)
             rows.append(row)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from optuna_nas.oneshot._supernet import MixedOp, _Layout
+from optuna_nas.oneshot._mixed import EdgeLayout, MixedOp
 
 if TYPE_CHECKING:
     from optuna_nas.nn._cells import DARTSCell
@@ -49,7 +49,7 @@ class _MixedDARTSCell(nn.Module):
 
 def build_darts_supernet(
     space: SearchSpace, shape: tuple[int, ...], num_classes: int
-) -> tuple[nn.Module, _Layout]:
+) -> tuple[nn.Module, EdgeLayout]:
     """The space's evaluation network with every cell made a :class:`_MixedDARTSCell`."""
     from optuna_nas.nn._cells import DARTS_NODES, DARTS_OPS, DARTSCell, darts_op
     from optuna_nas.nn._ops import spatial_dim
@@ -87,7 +87,7 @@ def build_darts_supernet(
     return network, _DARTSLayout(space, network, edges, reductions)
 
 
-class _DARTSLayout(_Layout):
+class _DARTSLayout(EdgeLayout):
     """The DARTS space's decisions (an input pair and two ops per node) on 14 edges."""
 
     def __init__(

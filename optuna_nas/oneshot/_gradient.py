@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from optuna_nas.oneshot._train import image_memory_format
 from optuna_nas.training._device import select_device
 from optuna_nas.training._evaluate import autocast, batch
 
@@ -83,7 +84,8 @@ def gradient_search(
       collapsing.
 
     The network's weights follow :func:`optuna_nas.training.fit`'s recipe (AdamW with a
-    cosine schedule) on ``data.train``; ``alpha`` follows DARTS's Adam (betas 0.5 and
+    cosine schedule; on CUDA bfloat16 autocast and ``channels_last`` images) on
+    ``data.train``; ``alpha`` follows DARTS's Adam (betas 0.5 and
     0.999) on ``data.valid``.
 
     Args:
@@ -143,7 +145,10 @@ def gradient_search(
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     dev = select_device(device)
+    memory_format = image_memory_format(dev, data)
     supernet.to(dev).train()
+    if memory_format is not None:
+        supernet.to(memory_format=memory_format)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.Generator(device=dev).manual_seed(seed)
@@ -161,7 +166,7 @@ def gradient_search(
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weights_opt, epochs * steps)
     criterion = nn.CrossEntropyLoss()
-    valid = _Cycle(data.valid, batch_size, generator, dev)
+    valid = _Cycle(data.valid, batch_size, generator, dev, memory_format)
     result = GradientSearchResult(method, {}, [_distribution(method, alphas, decisions)])
     bar = tqdm(total=epochs * steps, disable=not progress, unit="step", desc=method)
     for epoch in range(epochs):
@@ -182,7 +187,7 @@ def gradient_search(
             arch_opt.step()
             # The weight step, with the mixture held fixed.
             index = order[step * batch_size : (step + 1) * batch_size]
-            x, y = batch(data.train.x, data.train.y, index, dev, None, data.train)
+            x, y = batch(data.train.x, data.train.y, index, dev, memory_format, data.train)
             with torch.no_grad():
                 mixture = _mixture(method, alphas, tau, noise)
             supernet.set_mixture(mixture, hard=method == "gdas")
@@ -281,9 +286,15 @@ class _Cycle:
     """Batches of a split in shuffled order, reshuffled after each pass."""
 
     def __init__(
-        self, split: Split, batch_size: int, generator: torch.Generator, dev: torch.device
+        self,
+        split: Split,
+        batch_size: int,
+        generator: torch.Generator,
+        dev: torch.device,
+        memory_format: torch.memory_format | None,
     ) -> None:
         self.split, self.batch_size, self.generator, self.dev = split, batch_size, generator, dev
+        self.memory_format = memory_format
         self.order = torch.randperm(len(split), generator=generator)
         self.position = 0
 
@@ -293,4 +304,4 @@ class _Cycle:
             self.position = 0
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
-        return batch(self.split.x, self.split.y, index, self.dev, None, self.split)
+        return batch(self.split.x, self.split.y, index, self.dev, self.memory_format, self.split)

@@ -16,40 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from optuna_nas.oneshot._darts import build_darts_supernet
+from optuna_nas.oneshot._mixed import EdgeLayout, MixedOp
+
 if TYPE_CHECKING:
     from optuna_nas.spaces import Architecture, SearchSpace
-
-
-class MixedOp(nn.Module):
-    """One searched edge: every candidate operation, of which the active one runs.
-
-    With :attr:`weights` set (one weight per candidate, in order), the edge computes the
-    weighted sum of all candidates instead, as DARTS does. With :attr:`hard` set too, the
-    weights are one-hot in value (GDAS's straight-through Gumbel sample): only the chosen
-    candidate runs, and the others add their zero weights, which carry the gradient.
-
-    Args:
-        candidates: The operations by name, each mapping the edge's input to its output.
-    """
-
-    def __init__(self, candidates: dict[str, nn.Module]) -> None:
-        super().__init__()
-        self.candidates = nn.ModuleDict(candidates)
-        self.active: str | None = None
-        self.weights: torch.Tensor | None = None
-        self.hard = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weights is not None:
-            ops = list(self.candidates.values())
-            if self.hard:
-                chosen = int(self.weights.argmax())
-                out = ops[chosen](x) * self.weights[chosen]
-                return out + (self.weights.sum() - self.weights[chosen])
-            return sum(w * op(x) for w, op in zip(self.weights, ops, strict=True))
-        if self.active is None:
-            raise RuntimeError("the supernet has no path; call set_path(...) or sample_path(...)")
-        return self.candidates[self.active](x)
 
 
 class Supernet(nn.Module):
@@ -70,7 +41,7 @@ class Supernet(nn.Module):
         self,
         space: SearchSpace,
         network: nn.Module,
-        layout: _Layout,
+        layout: EdgeLayout,
         input_shape: tuple[int, ...],
         num_classes: int,
     ) -> None:
@@ -204,31 +175,7 @@ def _supernet_key(key: str, mixed: dict[str, str], modules: dict[str, nn.Module]
     return key
 
 
-class _Layout:
-    """How a space's decisions map onto a supernet's mixed edges."""
-
-    edges: list[tuple[str, MixedOp]]
-
-    def resolve(self, params: dict[str, Any]) -> dict[str, str | None]:
-        """The active candidate of each edge name (``None``: the path leaves it out)."""
-        raise NotImplementedError
-
-    def standalone_edges(self, params: dict[str, Any]) -> dict[str, str]:
-        """Module name of each searched edge in the stand-alone network, to the module
-        name of the supernet edge it inherits from."""
-        raise NotImplementedError
-
-    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def fair(self, rng: np.random.Generator) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def derive(self, probabilities: dict[str, dict[str, float]]) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-class _NB201Layout(_Layout):
+class _NB201Layout(EdgeLayout):
     """NAS-Bench-201: each of the six decisions is one mixed edge in every cell."""
 
     def __init__(self, network: nn.Module, edges: list[tuple[str, MixedOp]]) -> None:
@@ -317,8 +264,6 @@ def build_supernet(space: SearchSpace, input_shape: Sequence[int], num_classes: 
         )
     shape = tuple(int(s) for s in input_shape)
     if space.name == "darts":
-        from optuna_nas.oneshot._darts import build_darts_supernet
-
         network, layout = build_darts_supernet(space, shape, num_classes)
         return Supernet(space, network, layout, shape, num_classes)
     from optuna_nas.nn._cells import NB201_EDGES, NB201Cell, ResidualReduction, nb201_op

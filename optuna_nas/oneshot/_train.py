@@ -23,6 +23,11 @@ STRATEGIES = ("spos", "fair")
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
+def image_memory_format(dev: torch.device, data: Dataset) -> torch.memory_format | None:
+    """``channels_last`` for image batches on CUDA, as :func:`optuna_nas.training.fit` uses."""
+    return torch.channels_last if dev.type == "cuda" and data.train.x.dim() == 4 else None
+
+
 def train_supernet(
     supernet: Supernet,
     data: Dataset,
@@ -37,6 +42,9 @@ def train_supernet(
     progress: bool = False,
 ) -> list[float]:
     """Trains the supernet's shared weights on ``data.train``, one sampled path per step.
+
+    On CUDA, as in :func:`optuna_nas.training.fit`, steps run under bfloat16 autocast and
+    image batches in ``channels_last``.
 
     ``"spos"`` draws every edge's operation uniformly at each step (single-path one-shot).
     ``"fair"`` draws, for each step, one permutation of the operations per edge and trains
@@ -79,7 +87,10 @@ def train_supernet(
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     dev = select_device(device)
+    memory_format = image_memory_format(dev, data)
     supernet.to(dev).train()
+    if memory_format is not None:
+        supernet.to(memory_format=memory_format)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     split = data.train
@@ -94,7 +105,7 @@ def train_supernet(
         total = torch.zeros((), device=dev)
         for step in range(steps):
             index = order[step * batch_size : (step + 1) * batch_size]
-            x, y = batch(split.x, split.y, index, dev, None, split)
+            x, y = batch(split.x, split.y, index, dev, memory_format, split)
             optimizer.zero_grad(set_to_none=True)
             paths = [supernet.sample_path(rng)] if strategy == "spos" else supernet.fair_paths(rng)
             for path in paths:

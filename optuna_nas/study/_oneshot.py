@@ -181,8 +181,8 @@ def _gradient(
 ) -> OneShotResult:
     from optuna_nas import oneshot
     from optuna_nas.oneshot._gradient import encode_history
-    from optuna_nas.training import seed_everything
     from optuna_nas.study._objective import ArchitectureObjective
+    from optuna_nas.training import seed_everything
 
     seed_everything(seed)  # the supernet's initial weights
     supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)

@@ -192,9 +192,8 @@ def fit(
             raises ``ValueError``. It is written atomically and loaded with
             ``weights_only=True``.
         progress: Show a progress bar (tqdm) over the training steps.
-        first_step: The step epoch 0 reports at; epoch ``e`` reports at
-            ``first_step + e``. 1 leaves step 0 to an estimate made before training (see
-            :class:`optuna_nas.oneshot.EstimateRung`).
+        first_step: Epoch ``e`` reports at step ``first_step + e``; 1 leaves step 0 to an
+            estimate before training (:class:`optuna_nas.oneshot.EstimateRung`).
 
     Returns:
         A :class:`FitResult`.

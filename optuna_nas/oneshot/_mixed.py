@@ -1,0 +1,65 @@
+"""The building blocks of supernets: the mixed edge, and how a space maps onto edges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class MixedOp(nn.Module):
+    """One searched edge: every candidate operation, of which the active one runs.
+
+    With :attr:`weights` set (one weight per candidate, in order), the edge computes the
+    weighted sum of all candidates instead, as DARTS does. With :attr:`hard` set too, the
+    weights are one-hot in value (GDAS's straight-through Gumbel sample): only the chosen
+    candidate runs, and the others add their zero weights, which carry the gradient.
+
+    Args:
+        candidates: The operations by name, each mapping the edge's input to its output.
+    """
+
+    def __init__(self, candidates: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.candidates = nn.ModuleDict(candidates)
+        self.active: str | None = None
+        self.weights: torch.Tensor | None = None
+        self.hard = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weights is not None:
+            ops = list(self.candidates.values())
+            if self.hard:
+                chosen = int(self.weights.argmax())
+                out = ops[chosen](x) * self.weights[chosen]
+                return out + (self.weights.sum() - self.weights[chosen])
+            return sum(w * op(x) for w, op in zip(self.weights, ops, strict=True))
+        if self.active is None:
+            raise RuntimeError("the supernet has no path; call set_path(...) or sample_path(...)")
+        return self.candidates[self.active](x)
+
+
+class EdgeLayout:
+    """How a space's decisions map onto a supernet's mixed edges."""
+
+    edges: list[tuple[str, MixedOp]]
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, str | None]:
+        """The active candidate of each edge name (``None``: the path leaves it out)."""
+        raise NotImplementedError
+
+    def standalone_edges(self, params: dict[str, Any]) -> dict[str, str]:
+        """Module name of each searched edge in the stand-alone network, to the module
+        name of the supernet edge it inherits from."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fair(self, rng: np.random.Generator) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def derive(self, probabilities: dict[str, dict[str, float]]) -> dict[str, Any]:
+        raise NotImplementedError
