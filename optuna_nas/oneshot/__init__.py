@@ -40,6 +40,7 @@ from optuna_nas.oneshot._search import (
 )
 from optuna_nas.oneshot._supernet import SUPERNET_SPACES, MixedOp, Supernet, build_supernet
 from optuna_nas.oneshot._train import (
+    SCORE_METRICS,
     STRATEGIES,
     recalibrate_batch_norm,
     score_architecture,
@@ -52,6 +53,7 @@ __all__ = [
     "GradientSearchResult",
     "gradient_search",
     "PROXIES",
+    "SCORE_METRICS",
     "STRATEGIES",
     "SUPERNET_SPACES",
     "MixedOp",

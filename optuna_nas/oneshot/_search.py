@@ -37,6 +37,7 @@ class WeightSharingObjective:
         data: The dataset: batch norms recalibrate on ``train``, scores come from ``valid``.
         recalibration_batches: Training batches for each path's batch-norm statistics.
         device: ``None`` picks CUDA, then MPS, then the CPU.
+        metric: ``"accuracy"`` or ``"loss"`` (see :func:`score_architecture`).
 
     Example:
         .. code-block:: python
@@ -60,6 +61,7 @@ class WeightSharingObjective:
         *,
         recalibration_batches: int = 8,
         device: str | torch.device | None = None,
+        metric: str = "accuracy",
     ) -> None:
         if supernet.space.name != space.name or supernet.space.config != space.config:
             raise ValueError(
@@ -71,6 +73,7 @@ class WeightSharingObjective:
         self.data = data
         self.recalibration_batches = recalibration_batches
         self.device = device
+        self.metric = metric
 
     def __call__(self, trial: optuna.Trial) -> float:
         arch = self.space.suggest(trial)
@@ -80,6 +83,7 @@ class WeightSharingObjective:
             self.data,
             recalibration_batches=self.recalibration_batches,
             device=self.device,
+            metric=self.metric,
         )
         trial.set_user_attr(_keys.ONESHOT_SCORE, score)
         return score
@@ -147,11 +151,13 @@ def derive_architecture(
     sampler: optuna.samplers.BaseSampler | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    metric: str = "accuracy",
 ) -> tuple[dict[str, Any], float]:
     """Searches the supernet with weight-sharing scores and returns the best architecture.
 
     An in-memory Optuna study of ``candidates`` trials runs :class:`WeightSharingObjective`
-    with ``sampler`` (regularized evolution, as SPOS searches, by default).
+    with ``sampler`` (regularized evolution, as SPOS searches, by default), scoring with
+    ``metric`` (see :func:`score_architecture`).
 
     Returns:
         The best architecture's parameters and its one-shot score.
@@ -163,6 +169,7 @@ def derive_architecture(
         sampler=sampler or create("evolution", seed=seed, space=space),
     )
     study.optimize(
-        WeightSharingObjective(space, supernet, data, device=device), n_trials=candidates
+        WeightSharingObjective(space, supernet, data, device=device, metric=metric),
+        n_trials=candidates,
     )
     return dict(study.best_trial.params), float(study.best_value)

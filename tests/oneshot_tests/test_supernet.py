@@ -138,3 +138,12 @@ def test_scores_recalibrate_batch_norm_per_path(dataset) -> None:
             expected.append(supernet.network.features[0][:2](x).mean(dim=(0, 2)))
     assert torch.allclose(stem_norm.running_mean, torch.stack(expected).mean(0), atol=1e-5)
     assert oneshot.score_architecture(supernet, arch, dataset) == score  # deterministic
+    # The loss score: the negative mean cross-entropy of the recalibrated path.
+    loss_score = oneshot.score_architecture(supernet, arch, dataset, metric="loss")
+    supernet.eval()
+    with torch.no_grad():
+        logits = supernet(dataset.valid.x)
+    expected_loss = torch.nn.functional.cross_entropy(logits, dataset.valid.y)
+    assert loss_score == pytest.approx(-float(expected_loss), rel=1e-5)
+    with pytest.raises(ValueError, match="unknown metric 'auc'"):
+        oneshot.score_architecture(supernet, arch, dataset, metric="auc")
