@@ -134,3 +134,20 @@ def test_cli_enqueues_the_derived_architecture_with_its_history(
     for name, ops in history["decisions"].items():
         probs = history["epochs"][-1][list(history["decisions"]).index(name)]
         assert trial.params[name] == ops[probs.index(max(probs))]
+
+
+def test_a_darts_space_search_derives_an_architecture_of_the_space() -> None:
+    small = data.load("mnist1d", num_samples=200)
+    space = spaces.create("darts", channels=2, layers=3)
+    torch.manual_seed(0)
+    supernet = oneshot.build_supernet(space, small.input_shape, small.num_classes)
+    result = oneshot.gradient_search(supernet, small, method="gdas", epochs=1, batch_size=64)
+    assert set(result.history[-1]) == set(supernet.decisions)  # 14 edges per cell kind
+    arch = space.from_params(result.params)
+    assert arch.param_dict == result.params
+    assert supernet.derive(result.history[-1]) == result.params
+    # The supernet is left on the derived path, which is the stand-alone network.
+    supernet.eval()
+    standalone = supernet.subnet(arch).eval()
+    with torch.no_grad():
+        assert torch.allclose(supernet(small.valid.x[:4]), standalone(small.valid.x[:4]))
