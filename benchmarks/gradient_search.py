@@ -18,8 +18,9 @@ One row per run, printed as it finishes; the table goes to ``--output`` with the
 range per method.
 
 Nothing is tuned on this table: every method runs with its published settings, the
-supernets with ``fit``'s recipe, except the architecture learning rate, which :func:`~optuna_nas.oneshot.gradient_search` scales by
-rule so that the architecture steps add up to the published runs' (see its docstring).
+supernets with ``fit``'s recipe, except the architecture learning rate, which
+:func:`~optuna_nas.oneshot.gradient_search` scales by rule so that the architecture steps
+add up to the published runs' (see its docstring).
 
 Usage::
 
@@ -59,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--candidates", type=int, default=100, help="architectures a spos or fair search scores"
     )
+    parser.add_argument(
+        "--metric",
+        default="accuracy",
+        choices=oneshot.SCORE_METRICS,
+        help="the weight-sharing score of a spos or fair search",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -84,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                     supernet, dataset, epochs=args.epochs, strategy=method, seed=seed, device="cpu"
                 )
                 params, _ = oneshot.derive_architecture(
-                    space, supernet, dataset, candidates=args.candidates, seed=seed, device="cpu"
+                    space,
+                    supernet,
+                    dataset,
+                    candidates=args.candidates,
+                    seed=seed,
+                    device="cpu",
+                    metric=args.metric,
                 )
             cost = (time.perf_counter() - start) / unit
             arch = space.from_params(params)
@@ -136,7 +149,8 @@ def _table(args: argparse.Namespace, rows: list[tuple], test: list[float], unit:
     ]
     for method, seed, string, accuracy, percentile, free, cost in rows:
         lines.append(
-            f"| {method} | {seed} | `{string}` | {accuracy:.4f} | {percentile:.1f} | {free}/6 "
+            f"| {method} | {seed} | `{string.replace('|', '¦')}` | {accuracy:.4f} | "
+            f"{percentile:.1f} | {free}/6 "
             f"| {cost:.1f} |"
         )
     lines += ["", "| method | mean percentile | worst percentile | mean cost |"]
