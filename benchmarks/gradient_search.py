@@ -41,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import torch
 
 from optuna_nas import data, oneshot, spaces, training
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the searches' in-memory studies
     with args.truth.open() as handle:
         truth = {row["arch"]: row for row in csv.DictReader(handle)}
     test = [float(row["test_accuracy"]) for row in truth.values()]

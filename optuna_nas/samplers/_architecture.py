@@ -21,7 +21,7 @@ from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
-from optuna_nas._compat import study_trials
+from optuna_nas._compat import study_id, study_trials
 from optuna_nas.samplers._genome import genome_key, sample_value
 from optuna_nas.samplers._planned import (
     HELD_STATES,
@@ -93,12 +93,26 @@ class TakenArchitectures:
 
     def add(self, genome: Mapping[str, Any]) -> None:
         """Record what a trial holds: its parameters, or an unfinished trial's plan."""
+        entry = self.entry(genome)
+        if entry is not None:
+            self.add_entry(entry)
+
+    def entry(self, genome: Mapping[str, Any]) -> tuple[frozenset[str] | None, Hashable] | None:
+        """What :meth:`add` records for ``genome``, to be cached and given to
+        :meth:`add_entry` again: computing an architecture's key is the costly part."""
         if not genome:
-            return
+            return None
         if self._key is not None:
-            self._keys.add(self._key(genome))
+            return None, self._key(genome)
+        return frozenset(genome), genome_key(genome)
+
+    def add_entry(self, entry: tuple[frozenset[str] | None, Hashable]) -> None:
+        """Records an :meth:`entry`."""
+        names, key = entry
+        if names is None:
+            self._keys.add(key)
         else:
-            self._by_names.setdefault(frozenset(genome), set()).add(genome_key(genome))
+            self._by_names.setdefault(names, set()).add(key)
 
     def __contains__(self, plan: object) -> bool:
         """Whether evaluating ``plan`` would repeat a recorded trial."""
@@ -143,6 +157,8 @@ class ArchitectureSampler(PlannedSampler):
         self._canonicalize = canonicalize
         # Reentrant: a subclass may hold it in make_plan, which before_trial calls.
         self._lock = threading.RLock()
+        # Per study, each finished trial's parameters and deduplication entry.
+        self._finished_entries: dict[int, dict[int, tuple[dict[str, Any], Any]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -151,6 +167,7 @@ class ArchitectureSampler(PlannedSampler):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_finished_entries", {})
         self._lock = threading.RLock()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -206,13 +223,22 @@ class ArchitectureSampler(PlannedSampler):
         self, study: Study, trial: FrozenTrial, *, finished: bool = True
     ) -> TakenArchitectures:
         """What the study's other trials hold: unfinished ones' plans and, with
-        ``finished``, the parameters of finished and failed ones."""
+        ``finished``, the parameters of finished and failed ones.
+
+        A finished trial never changes, so its entry is computed once per sampler and
+        study and kept (a study of 1,000 trials would otherwise key 1,000 architectures
+        per trial)."""
         taken = TakenArchitectures(None if self._space is None else self._key)
+        cache = self._finished_entries.setdefault(study_id(study), {})
         for other in study_trials(study, use_cache=True):
             if other.number == trial.number:
                 continue
             if other.state in PENDING_STATES:
                 taken.add(planned_genome(other, self.plan_attr))
             elif finished and other.state in HELD_STATES:
-                taken.add(other.params)
+                cached = cache.get(other.number)
+                if cached is None or cached[0] != other.params:  # another study of this id
+                    cached = cache[other.number] = (dict(other.params), taken.entry(other.params))
+                if cached[1] is not None:
+                    taken.add_entry(cached[1])
         return taken
