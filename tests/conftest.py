@@ -41,6 +41,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """Where the training, data, fidelity, inheritance and one-shot tests compute: CUDA
+    wherever a GPU is present, else the CPU (as BoTorch's test base does)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"

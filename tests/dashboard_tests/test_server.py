@@ -288,7 +288,11 @@ def test_gradient_search_shows_its_architecture_weights_by_epoch(served: Served)
     lines = figure["data"]
     assert len(lines) == 6 * 5  # one line per edge and candidate operation
     assert {line["name"] for line in lines} == {
-        "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"
+        "none",
+        "skip_connect",
+        "nor_conv_1x1",
+        "nor_conv_3x3",
+        "avg_pool_3x3",
     }
     for line in lines:
         assert line["x"] == [0, 1, 2]  # at initialisation, then after each epoch

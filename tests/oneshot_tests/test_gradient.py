@@ -53,10 +53,12 @@ def test_a_mixed_edge_is_the_weighted_sum_of_its_candidates() -> None:
 
 @pytest.mark.parametrize("method", oneshot.GRADIENT_METHODS)
 def test_each_method_moves_the_architecture_and_derives_its_argmax(
-    dataset: data.Dataset, method: str
+    device: torch.device, dataset: data.Dataset, method: str
 ) -> None:
     supernet = _supernet(dataset)
-    result = oneshot.gradient_search(supernet, dataset, method=method, epochs=2, seed=1)
+    result = oneshot.gradient_search(
+        supernet, dataset, method=method, epochs=2, seed=1, device=device
+    )
     assert result.method == method
     assert len(result.history) == 3 and len(result.losses) == 2
     assert set(result.history[0]) == set(supernet.decisions)
@@ -72,20 +74,24 @@ def test_each_method_moves_the_architecture_and_derives_its_argmax(
     assert supernet.path() == result.params
 
 
-def test_runs_repeat_with_the_seed_and_differ_across_seeds(dataset: data.Dataset) -> None:
+def test_runs_repeat_with_the_seed_and_differ_across_seeds(
+    dataset: data.Dataset, device: torch.device
+) -> None:
     runs = [
-        oneshot.gradient_search(_supernet(dataset), dataset, method="drnas", epochs=1, seed=s)
+        oneshot.gradient_search(
+            _supernet(dataset), dataset, method="drnas", epochs=1, seed=s, device=device
+        )
         for s in (3, 3, 4)
     ]
     assert runs[0].history == runs[1].history
     assert runs[0].history != runs[2].history
 
 
-def test_bad_arguments_are_named(dataset: data.Dataset) -> None:
+def test_bad_arguments_are_named(dataset: data.Dataset, device: torch.device) -> None:
     with pytest.raises(ValueError, match="unknown gradient method 'dart'; choose one of"):
-        oneshot.gradient_search(_supernet(dataset), dataset, method="dart")
+        oneshot.gradient_search(_supernet(dataset), dataset, method="dart", device=device)
     with pytest.raises(ValueError, match="epochs and batch_size must be positive"):
-        oneshot.gradient_search(_supernet(dataset), dataset, epochs=0)
+        oneshot.gradient_search(_supernet(dataset), dataset, epochs=0, device=device)
     supernet = _supernet(dataset)
     with pytest.raises(ValueError, match="'node1/in0' needs 5 weights"):
         supernet.set_mixture({"node1/in0": torch.ones(3)})
@@ -136,12 +142,14 @@ def test_cli_enqueues_the_derived_architecture_with_its_history(
         assert trial.params[name] == ops[probs.index(max(probs))]
 
 
-def test_a_darts_space_search_derives_an_architecture_of_the_space() -> None:
+def test_a_darts_space_search_derives_an_architecture_of_the_space(device: torch.device) -> None:
     small = data.load("mnist1d", num_samples=200)
     space = spaces.create("darts", channels=2, layers=3)
     torch.manual_seed(0)
     supernet = oneshot.build_supernet(space, small.input_shape, small.num_classes)
-    result = oneshot.gradient_search(supernet, small, method="gdas", epochs=1, batch_size=64)
+    result = oneshot.gradient_search(
+        supernet, small, method="gdas", epochs=1, batch_size=64, device=device
+    )
     assert set(result.history[-1]) == set(supernet.decisions)  # 14 edges per cell kind
     arch = space.from_params(result.params)
     assert arch.param_dict == result.params
@@ -151,3 +159,13 @@ def test_a_darts_space_search_derives_an_architecture_of_the_space() -> None:
     standalone = supernet.subnet(arch).eval()
     with torch.no_grad():
         assert torch.allclose(supernet(small.valid.x[:4]), standalone(small.valid.x[:4]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="meaningful only on CUDA: no GPU here")
+def test_gradient_search_on_cuda_keeps_supernet_and_alphas_there(
+    dataset: data.Dataset, device: torch.device
+) -> None:
+    supernet = _supernet(dataset)
+    result = oneshot.gradient_search(supernet, dataset, method="darts", epochs=1, device=device)
+    assert next(supernet.parameters()).device.type == "cuda"
+    assert result.params == supernet.derive(result.history[-1])

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import optuna
 import pytest
+import torch
 
 from optuna_nas import ArchitectureObjective, TrainingConfig, data, oneshot, spaces, training
 from optuna_nas.pruners import LowFidelityPruner
@@ -28,14 +29,16 @@ def test_the_estimate_rung_sits_below_the_epoch_rungs() -> None:
         LowFidelityPruner(rung_steps=[0, 2], estimate_rung=True)
 
 
-def test_fit_can_leave_step_zero_to_an_estimate(dataset: data.Dataset) -> None:
+def test_fit_can_leave_step_zero_to_an_estimate(
+    dataset: data.Dataset, device: torch.device
+) -> None:
     study = optuna.create_study(direction="maximize")
     model = _space().from_params(_space().sample_params(np.random.RandomState(0)))
     trial = study.ask()
-    training.fit(model, dataset, trial=trial, epochs=2, first_step=1)
+    training.fit(model, dataset, trial=trial, epochs=2, first_step=1, device=device)
     assert sorted(study.trials[0].intermediate_values) == [1, 2]
     with pytest.raises(ValueError, match="first_step must be an integer >= 0"):
-        training.fit(model, dataset, epochs=1, first_step=-1)
+        training.fit(model, dataset, epochs=1, first_step=-1, device=device)
 
 
 def test_a_trusted_proxy_rung_prunes_before_training(dataset: data.Dataset) -> None:
@@ -68,10 +71,12 @@ def test_a_trusted_proxy_rung_prunes_before_training(dataset: data.Dataset) -> N
     assert correlations[0]["step"] == 0 and correlations[0]["pairs"] >= 3
 
 
-def test_a_supernet_gives_the_one_shot_score_as_the_rung(dataset: data.Dataset) -> None:
+def test_a_supernet_gives_the_one_shot_score_as_the_rung(
+    dataset: data.Dataset, device: torch.device
+) -> None:
     space = _space()
     supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
-    oneshot.train_supernet(supernet, dataset, epochs=1)
+    oneshot.train_supernet(supernet, dataset, epochs=1, device=device)
     rung = oneshot.EstimateRung(dataset, supernet=supernet)
     assert rung.name == "oneshot"
     objective = ArchitectureObjective(space, dataset, TrainingConfig(epochs=1), estimate_rung=rung)
@@ -83,8 +88,8 @@ def test_a_supernet_gives_the_one_shot_score_as_the_rung(dataset: data.Dataset) 
         score = trial.user_attrs["optuna_nas:oneshot_score"]
         assert 0.0 <= score <= 1.0 and not math.isnan(score)
         assert trial.intermediate_values[0] == score
-        assert oneshot.score_architecture(supernet, space.from_params(trial.params), dataset) == (
-            score
-        )
+        assert oneshot.score_architecture(
+            supernet, space.from_params(trial.params), dataset, device=device
+        ) == (score)
     with pytest.raises(ValueError, match="unknown proxy 'flop'"):
         oneshot.EstimateRung(dataset, proxy="flop")

@@ -22,24 +22,24 @@ def _space(channels: int = 4) -> spaces.SearchSpace:
     return spaces.create("nb201", channels=channels, cells_per_stage=1)
 
 
-def test_any_sampler_searches_with_shared_weights(dataset) -> None:
+def test_any_sampler_searches_with_shared_weights(dataset, device: torch.device) -> None:
     space = _space()
     supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
-    oneshot.train_supernet(supernet, dataset, epochs=1)
+    oneshot.train_supernet(supernet, dataset, epochs=1, device=device)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     study.optimize(oneshot.WeightSharingObjective(space, supernet, dataset), n_trials=4)
     for trial in study.trials:
         arch = space.from_params(trial.params)
         assert trial.user_attrs["optuna_nas:oneshot_score"] == trial.value
-        assert trial.value == oneshot.score_architecture(supernet, arch, dataset)
+        assert trial.value == oneshot.score_architecture(supernet, arch, dataset, device=device)
     with pytest.raises(ValueError, match="belongs to space 'nb201'"):
         oneshot.WeightSharingObjective(_space(8), supernet, dataset)
 
 
-def test_checkpoints_round_trip_and_refuse_another_space(dataset) -> None:
+def test_checkpoints_round_trip_and_refuse_another_space(dataset, device: torch.device) -> None:
     space = _space()
     supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
-    oneshot.train_supernet(supernet, dataset, epochs=1)
+    oneshot.train_supernet(supernet, dataset, epochs=1, device=device)
     saved = oneshot.save_supernet(supernet)
     loaded = oneshot.load_supernet(saved, space, dataset.input_shape, dataset.num_classes)
     path = supernet.sample_path(np.random.default_rng(0))

@@ -101,11 +101,15 @@ def _changed(before: dict[str, torch.Tensor], supernet: oneshot.Supernet) -> set
     return {k for k, v in before.items() if not torch.equal(v, state[k])}
 
 
-def test_spos_trains_only_sampled_candidates_and_fair_trains_all(dataset) -> None:
+def test_spos_trains_only_sampled_candidates_and_fair_trains_all(
+    dataset, device: torch.device
+) -> None:
     supernet = oneshot.build_supernet(_space(), dataset.input_shape, dataset.num_classes)
     weights = {k: v.clone() for k, v in supernet.state_dict().items() if "weight" in k}
     small = dataset.with_fidelity(data_fraction=0.25)
-    oneshot.train_supernet(supernet, small, epochs=1, batch_size=len(small.train), seed=0)
+    oneshot.train_supernet(
+        supernet, small, epochs=1, batch_size=len(small.train), seed=0, device=device
+    )
     changed = _changed(weights, supernet)
     convs = {k for k in weights if ".candidates.nor_conv" in k}
     # One step of SPOS: one path; the convolutions of unsampled candidates stay as they were.
@@ -117,15 +121,15 @@ def test_spos_trains_only_sampled_candidates_and_fair_trains_all(dataset) -> Non
     )
     assert convs <= _changed(weights, fair)
     with pytest.raises(ValueError, match="unknown supernet strategy 'darts'"):
-        oneshot.train_supernet(fair, small, strategy="darts")
+        oneshot.train_supernet(fair, small, strategy="darts", device=device)
 
 
-def test_scores_recalibrate_batch_norm_per_path(dataset) -> None:
+def test_scores_recalibrate_batch_norm_per_path(dataset, device: torch.device) -> None:
     space = _space()
     supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
-    oneshot.train_supernet(supernet, dataset, epochs=2, seed=0)
+    oneshot.train_supernet(supernet, dataset, epochs=2, seed=0, device=device)
     arch = space.from_params(supernet.sample_path(np.random.default_rng(3)))
-    score = oneshot.score_architecture(supernet, arch, dataset)
+    score = oneshot.score_architecture(supernet, arch, dataset, device=device)
     assert 0.0 <= score <= 1.0
     # The recalibrated statistics are those of this path's own activations.
     stem_norm = supernet.network.features[0][2]
@@ -137,13 +141,15 @@ def test_scores_recalibrate_batch_norm_per_path(dataset) -> None:
             x = dataset.train.x[order[k * 128 : (k + 1) * 128]]
             expected.append(supernet.network.features[0][:2](x).mean(dim=(0, 2)))
     assert torch.allclose(stem_norm.running_mean, torch.stack(expected).mean(0), atol=1e-5)
-    assert oneshot.score_architecture(supernet, arch, dataset) == score  # deterministic
+    assert (
+        oneshot.score_architecture(supernet, arch, dataset, device=device) == score
+    )  # deterministic
     # The loss score: the negative mean cross-entropy of the recalibrated path.
-    loss_score = oneshot.score_architecture(supernet, arch, dataset, metric="loss")
+    loss_score = oneshot.score_architecture(supernet, arch, dataset, metric="loss", device=device)
     supernet.eval()
     with torch.no_grad():
         logits = supernet(dataset.valid.x)
     expected_loss = torch.nn.functional.cross_entropy(logits, dataset.valid.y)
     assert loss_score == pytest.approx(-float(expected_loss), rel=1e-5)
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
-        oneshot.score_architecture(supernet, arch, dataset, metric="auc")
+        oneshot.score_architecture(supernet, arch, dataset, metric="auc", device=device)

@@ -57,10 +57,12 @@ def _model(dataset: data.Dataset) -> torch.nn.Module:
     return arch.build(dataset.input_shape, dataset.num_classes)
 
 
-def test_interrupted_training_resumes_to_the_same_result(tmp_path: Path) -> None:
+def test_interrupted_training_resumes_to_the_same_result(
+    tmp_path: Path, device: torch.device
+) -> None:
     dataset = data.load("digits")
     options = {"epochs": 3, "batch_size": 64, "augment": Augment(cutout=2), "seed": 5}
-    whole = training.fit(_model(dataset), dataset, evaluate_test=True, **options)
+    whole = training.fit(_model(dataset), dataset, evaluate_test=True, **options, device=device)
 
     checkpoint = tmp_path / "run.pt"
 
@@ -80,7 +82,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path: Path) -> None
     torch.optim.AdamW.step = step_then_stop  # type: ignore[method-assign]
     try:
         with pytest.raises(Stop):
-            training.fit(model, dataset, checkpoint=checkpoint, **options)
+            training.fit(model, dataset, checkpoint=checkpoint, **options, device=device)
     finally:
         torch.optim.AdamW.step = original  # type: ignore[method-assign]
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 0
@@ -90,10 +92,10 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path: Path) -> None
     assert resumed.learning_curve == pytest.approx(whole.learning_curve, abs=1e-6)
     assert resumed.test_accuracy == pytest.approx(whole.test_accuracy, abs=1e-6)
     with pytest.raises(ValueError, match="belongs to another run"):
-        training.fit(_model(dataset), dataset, checkpoint=checkpoint, epochs=4)
+        training.fit(_model(dataset), dataset, checkpoint=checkpoint, epochs=4, device=device)
 
 
-def test_fit_trains_on_uint8_images(tmp_path: Path) -> None:
+def test_fit_trains_on_uint8_images(tmp_path: Path, device: torch.device) -> None:
     rng = np.random.default_rng(0)
     y = np.arange(120) % 2
     x = rng.integers(0, 80, (120, 8, 8, 1), dtype=np.uint8)
@@ -101,5 +103,7 @@ def test_fit_trains_on_uint8_images(tmp_path: Path) -> None:
     np.savez(tmp_path / "squares.npz", x=x, y=y)
     dataset = data.load(str(tmp_path / "squares.npz"))
     assert dataset.train.x.dtype == torch.uint8
-    result = training.fit(_model(dataset), dataset, epochs=5, batch_size=16, evaluate_test=True)
+    result = training.fit(
+        _model(dataset), dataset, epochs=5, batch_size=16, evaluate_test=True, device=device
+    )
     assert result.test_accuracy is not None and result.test_accuracy > 0.9

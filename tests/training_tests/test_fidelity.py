@@ -81,9 +81,9 @@ def test_bad_fidelity_names_the_field(kwargs: dict, match: str) -> None:
         Fidelity(**kwargs)
 
 
-def test_fit_trains_at_the_fidelity(digits: data.Dataset) -> None:
+def test_fit_trains_at_the_fidelity(digits: data.Dataset, device: torch.device) -> None:
     seed_everything(0)
-    full = fit(_arch(), digits, fidelity=Fidelity(epochs=2), **FAST)
+    full = fit(_arch(), digits, fidelity=Fidelity(epochs=2), **FAST, device=device)
     seed_everything(0)
     low = fit(
         _arch(),
@@ -101,42 +101,56 @@ def test_fit_trains_at_the_fidelity(digits: data.Dataset) -> None:
     assert low.flops < full.flops / 4  # half the channels on a quarter of the pixels
 
 
-def test_an_architecture_is_built_from_the_seed(digits: data.Dataset) -> None:
-    first = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=3, **FAST)
+def test_an_architecture_is_built_from_the_seed(
+    digits: data.Dataset, device: torch.device
+) -> None:
+    first = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=3, **FAST, device=device)
     torch.manual_seed(12345)  # the global state before fit does not matter
-    again = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=3, **FAST)
-    other = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=4, **FAST)
+    again = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=3, **FAST, device=device)
+    other = fit(_arch(), digits, fidelity=Fidelity(epochs=1), seed=4, **FAST, device=device)
     assert first.history[0]["train_loss"] == again.history[0]["train_loss"]
     assert first.history[0]["train_loss"] != other.history[0]["train_loss"]
 
 
-def test_fidelity_epochs_replace_epochs_and_reports_follow(digits: data.Dataset) -> None:
+def test_fidelity_epochs_replace_epochs_and_reports_follow(
+    digits: data.Dataset, device: torch.device
+) -> None:
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
     seed_everything(0)
     model = _arch().build(digits.input_shape, digits.num_classes)
-    result = fit(model, digits, trial=trial, epochs=10, fidelity=Fidelity(epochs=2), **FAST)
+    result = fit(
+        model, digits, trial=trial, epochs=10, fidelity=Fidelity(epochs=2), **FAST, device=device
+    )
     assert len(result.history) == 2
     assert sorted(study._storage.get_trial(trial._trial_id).intermediate_values) == [0, 1]
 
 
-def test_fit_refuses_a_width_multiplier_for_a_built_module(digits: data.Dataset) -> None:
+def test_fit_refuses_a_width_multiplier_for_a_built_module(
+    digits: data.Dataset, device: torch.device
+) -> None:
     model = _arch().build(digits.input_shape, digits.num_classes)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"pass the Architecture instead"):
-        fit(model, digits, fidelity=Fidelity(epochs=1, width_multiplier=0.5))
+        fit(model, digits, fidelity=Fidelity(epochs=1, width_multiplier=0.5), device=device)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     # A multiplier of 1 is full width, which any module has.
-    assert len(fit(model, digits, fidelity=Fidelity(epochs=1, width_multiplier=1.0)).history)
+    assert len(
+        fit(
+            model, digits, fidelity=Fidelity(epochs=1, width_multiplier=1.0), device=device
+        ).history
+    )
 
 
-def test_resolution_needs_images(digits: data.Dataset) -> None:
+def test_resolution_needs_images(digits: data.Dataset, device: torch.device) -> None:
     flat = data.load("digits", flat=True)
     with pytest.raises(ValueError, match=r"resolution needs image inputs"):
-        fit(_arch(), flat, fidelity=Fidelity(epochs=1, resolution=4))
+        fit(_arch(), flat, fidelity=Fidelity(epochs=1, resolution=4), device=device)
 
 
-def test_a_ladder_study_prunes_only_at_trusted_rungs(digits: data.Dataset) -> None:
+def test_a_ladder_study_prunes_only_at_trusted_rungs(
+    digits: data.Dataset, device: torch.device
+) -> None:
     """Real training on digits; each rung restarts from scratch at its fidelity."""
     space = spaces.create("chain", max_layers=2, filters=(4, 16), kernel_sizes=(3,))
     ladder = Fidelity.ladder(epochs=(1, 3), data_fraction=(0.5, 1.0), n_rungs=2)
@@ -149,7 +163,7 @@ def test_a_ladder_study_prunes_only_at_trusted_rungs(digits: data.Dataset) -> No
         arch = space.suggest(trial)
         for rung, fidelity in enumerate(ladder):
             seed_everything(trial.number)
-            accuracy = fit(arch, digits, fidelity=fidelity, **FAST).valid_accuracy
+            accuracy = fit(arch, digits, fidelity=fidelity, **FAST, device=device).valid_accuracy
             trial.report(accuracy, rung)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -183,7 +197,7 @@ def test_a_ladder_study_prunes_only_at_trusted_rungs(digits: data.Dataset) -> No
 
 
 def test_fit_reports_a_multi_objective_trial_through_objective_pruner(
-    digits: data.Dataset, sqlite_url: str
+    device: torch.device, digits: data.Dataset, sqlite_url: str
 ) -> None:
     pruner = ObjectivePruner(LowFidelityPruner(max_step=2), objective="accuracy")
     study = optuna.create_study(
@@ -192,7 +206,7 @@ def test_fit_reports_a_multi_objective_trial_through_objective_pruner(
     study.set_metric_names(["accuracy", "params"])
     trial = study.ask()
     seed_everything(0)
-    result = fit(_arch(), digits, trial=trial, epochs=3, **FAST)
+    result = fit(_arch(), digits, trial=trial, epochs=3, **FAST, device=device)
     study.tell(trial, [result.valid_accuracy, result.n_params])
     stored = optuna.load_study(study_name=study.study_name, storage=sqlite_url).trials[0]
     curve = stored.user_attrs["optuna_nas:intermediate_values:accuracy"]
@@ -201,5 +215,5 @@ def test_fit_reports_a_multi_objective_trial_through_objective_pruner(
     # Without an ObjectivePruner fit trains and reports nothing, as Optuna cannot.
     plain = optuna.create_study(directions=["maximize", "minimize"])
     trial = plain.ask()
-    assert len(fit(_arch(), digits, trial=trial, epochs=1, **FAST).history) == 1
+    assert len(fit(_arch(), digits, trial=trial, epochs=1, **FAST, device=device).history) == 1
     assert trial.user_attrs.get("optuna_nas:intermediate_values:accuracy") is None

@@ -43,10 +43,18 @@ def _model(dataset: data.Dataset, seed: int = 0) -> nn.Module:
     return arch.build(dataset.input_shape, dataset.num_classes)
 
 
-def test_fit_learns_digits_and_reports_every_epoch(digits) -> None:
+def test_fit_learns_digits_and_reports_every_epoch(digits, device: torch.device) -> None:
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
-    result = fit(_model(digits), digits, trial=trial, epochs=10, batch_size=64, evaluate_test=True)
+    result = fit(
+        _model(digits),
+        digits,
+        trial=trial,
+        epochs=10,
+        batch_size=64,
+        evaluate_test=True,
+        device=device,
+    )
     study.tell(trial, result.valid_accuracy)
     frozen = study.trials[0]
     assert frozen.intermediate_values == {
@@ -64,18 +72,18 @@ def test_fit_learns_digits_and_reports_every_epoch(digits) -> None:
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_fit_raises_trial_pruned_when_the_pruner_says_so(digits) -> None:
+def test_fit_raises_trial_pruned_when_the_pruner_says_so(digits, device: torch.device) -> None:
     study = optuna.create_study(
         direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.01)
     )
     trial = study.ask()
     with pytest.raises(optuna.TrialPruned, match="pruned after epoch 0"):
-        fit(_model(digits), digits, trial=trial, epochs=5)
+        fit(_model(digits), digits, trial=trial, epochs=5, device=device)
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert list(study.trials[0].intermediate_values) == [0]
 
 
-def test_pruned_study_runs_through_optimize(digits) -> None:
+def test_pruned_study_runs_through_optimize(digits, device: torch.device) -> None:
     study = optuna.create_study(
         direction="maximize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
@@ -85,7 +93,9 @@ def test_pruned_study_runs_through_optimize(digits) -> None:
 
     def objective(trial: optuna.Trial) -> float:
         model = space.suggest(trial).build(digits.input_shape, digits.num_classes)
-        return fit(model, digits, trial=trial, epochs=3, batch_size=128).valid_accuracy
+        return fit(
+            model, digits, trial=trial, epochs=3, batch_size=128, device=device
+        ).valid_accuracy
 
     study.optimize(objective, n_trials=8)
     states = {t.state for t in study.trials}
@@ -94,10 +104,10 @@ def test_pruned_study_runs_through_optimize(digits) -> None:
         assert 1 <= len(t.intermediate_values) <= 3
 
 
-def test_seeded_runs_repeat_exactly(digits) -> None:
-    a = fit(_model(digits, seed=7), digits, epochs=2, seed=3)
-    b = fit(_model(digits, seed=7), digits, epochs=2, seed=3)
-    c = fit(_model(digits, seed=7), digits, epochs=2, seed=4)
+def test_seeded_runs_repeat_exactly(digits, device: torch.device) -> None:
+    a = fit(_model(digits, seed=7), digits, epochs=2, seed=3, device=device)
+    b = fit(_model(digits, seed=7), digits, epochs=2, seed=3, device=device)
+    c = fit(_model(digits, seed=7), digits, epochs=2, seed=4, device=device)
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
     assert a.learning_curve == b.learning_curve
     assert [h["train_loss"] for h in a.history] != [h["train_loss"] for h in c.history]
@@ -109,13 +119,13 @@ def _poisoned(dataset: data.Dataset) -> data.Dataset:
     return dataclasses.replace(dataset, train=dataclasses.replace(dataset.train, x=x))
 
 
-def test_nan_loss_fails_only_that_trial(digits) -> None:
+def test_nan_loss_fails_only_that_trial(digits, device: torch.device) -> None:
     bad = _poisoned(digits)
     study = optuna.create_study(direction="maximize")
 
     def objective(trial: optuna.Trial) -> float:
         dataset = bad if trial.number == 0 else digits
-        return fit(_model(digits), dataset, trial=trial, epochs=1).valid_accuracy
+        return fit(_model(digits), dataset, trial=trial, epochs=1, device=device).valid_accuracy
 
     study.optimize(objective, n_trials=2)
     first, second = study.trials
@@ -124,9 +134,9 @@ def test_nan_loss_fails_only_that_trial(digits) -> None:
     assert second.state == optuna.trial.TrialState.COMPLETE
 
 
-def test_nan_loss_without_trial_raises_with_advice(digits) -> None:
+def test_nan_loss_without_trial_raises_with_advice(digits, device: torch.device) -> None:
     with pytest.raises(TrainingDiverged, match="lower the learning rate"):
-        fit(_model(digits), _poisoned(digits), epochs=1)
+        fit(_model(digits), _poisoned(digits), epochs=1, device=device)
 
 
 class _ExhaustsMemory(nn.Module):
@@ -142,12 +152,12 @@ class _ExhaustsMemory(nn.Module):
         return self.linear(x.flatten(1))
 
 
-def test_out_of_memory_fails_only_that_trial(digits) -> None:
+def test_out_of_memory_fails_only_that_trial(digits, device: torch.device) -> None:
     study = optuna.create_study(direction="maximize")
 
     def objective(trial: optuna.Trial) -> float:
         model = _ExhaustsMemory() if trial.number == 0 else _model(digits)
-        return fit(model, digits, trial=trial, epochs=1).valid_accuracy
+        return fit(model, digits, trial=trial, epochs=1, device=device).valid_accuracy
 
     study.optimize(objective, n_trials=2)
     first, second = study.trials
@@ -155,7 +165,7 @@ def test_out_of_memory_fails_only_that_trial(digits) -> None:
     assert first.user_attrs[FAIL_REASON_ATTR] == "oom"
     assert second.state == optuna.trial.TrialState.COMPLETE
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        fit(_ExhaustsMemory(), digits, epochs=1)
+        fit(_ExhaustsMemory(), digits, epochs=1, device=device)
 
 
 def test_evaluate_counts_correct_predictions() -> None:
@@ -179,6 +189,31 @@ def test_device_selection() -> None:
         select_device("tpu9")
 
 
-def test_bad_arguments(digits) -> None:
+def test_bad_arguments(digits, device: torch.device) -> None:
     with pytest.raises(ValueError, match="positive"):
-        fit(_model(digits), digits, epochs=0)
+        fit(_model(digits), digits, epochs=0, device=device)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="meaningful only on CUDA: no GPU here")
+def test_fit_on_cuda_records_peak_memory_and_keeps_the_weights_there(
+    digits, device: torch.device
+) -> None:
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    model = _model(digits)
+    result = fit(model, digits, trial=trial, epochs=1, device=device)
+    assert result.peak_memory_mb is not None and result.peak_memory_mb > 0
+    assert next(model.parameters()).device.type == "cuda"
+    attrs = study.trials[0].user_attrs
+    assert attrs["optuna_nas:peak_gpu_memory_mb"] == round(result.peak_memory_mb, 1)
+    assert str(attrs["optuna_nas:device"]).startswith("cuda")
+
+
+def test_fit_off_cuda_records_no_gpu_memory(digits, device: torch.device) -> None:
+    if device.type == "cuda":
+        pytest.skip("meaningful only off CUDA: a GPU is here")
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    result = fit(_model(digits), digits, trial=trial, epochs=1, device=device)
+    assert result.peak_memory_mb is None
+    assert "optuna_nas:peak_gpu_memory_mb" not in study.trials[0].user_attrs

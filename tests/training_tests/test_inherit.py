@@ -209,7 +209,9 @@ def test_trial_without_checkpoint_or_unknown_trial(store: SafeFileSystemArtifact
         assert load_checkpoint(study, 5, store) is None
 
 
-def test_bad_artifact_id_in_storage_warns(store: SafeFileSystemArtifactStore) -> None:
+def test_bad_artifact_id_in_storage_warns(
+    store: SafeFileSystemArtifactStore, device: torch.device
+) -> None:
     study = optuna.create_study()
     trial = study.ask()
     trial.set_user_attr(CHECKPOINT_ATTR, "../../etc/passwd")
@@ -218,7 +220,7 @@ def test_bad_artifact_id_in_storage_warns(store: SafeFileSystemArtifactStore) ->
         assert load_checkpoint(study, 0, store) is None
 
 
-# fit(init_state_dict=...)
+# fit(init_state_dict=..., device=device)
 
 
 def _conv(index: int, filters: int, stride: int = 1) -> dict[str, Any]:
@@ -243,9 +245,11 @@ def _build(dataset: data.Dataset, arch: dict[str, Any], seed: int) -> nn.Module:
     return space.from_params(arch).build(dataset.input_shape, dataset.num_classes)
 
 
-def test_fit_starts_the_child_from_the_parent_weights(digits: data.Dataset) -> None:
+def test_fit_starts_the_child_from_the_parent_weights(
+    digits: data.Dataset, device: torch.device
+) -> None:
     parent = _build(digits, CONV_ARCH, seed=0)
-    fit(parent, digits, epochs=4, device="cpu")
+    fit(parent, digits, epochs=4, device=device)
     parent_accuracy = evaluate(parent, digits.valid, "cpu")
     assert parent_accuracy > 0.5
 
@@ -259,10 +263,10 @@ def test_fit_starts_the_child_from_the_parent_weights(digits: data.Dataset) -> N
         trial=trial,
         epochs=1,
         lr=1e-9,
-        device="cpu",
+        device=device,
         init_state_dict=parent.state_dict(),
     )
-    scratch = fit(_build(digits, CONV_ARCH, seed=1), digits, epochs=1, lr=1e-9, device="cpu")
+    scratch = fit(_build(digits, CONV_ARCH, seed=1), digits, epochs=1, lr=1e-9, device=device)
 
     total = len(child.state_dict())
     assert result.inherited_tensors == total
@@ -273,7 +277,9 @@ def test_fit_starts_the_child_from_the_parent_weights(digits: data.Dataset) -> N
     assert scratch.inherited_tensors is None
 
 
-def test_fit_inherits_only_matching_layers_of_a_mutated_child(digits: data.Dataset) -> None:
+def test_fit_inherits_only_matching_layers_of_a_mutated_child(
+    digits: data.Dataset, device: torch.device
+) -> None:
     parent = _build(digits, CONV_ARCH, seed=0)
     mutated = {**CONV_ARCH, **_conv(1, 64, stride=2)}
     child = _build(digits, mutated, seed=1)
@@ -281,7 +287,7 @@ def test_fit_inherits_only_matching_layers_of_a_mutated_child(digits: data.Datas
         child,
         digits,
         epochs=1,
-        device="cpu",
+        device=device,
         init_state_dict=parent.state_dict(),
         inherit_partial=False,
     )
@@ -293,14 +299,16 @@ def test_fit_inherits_only_matching_layers_of_a_mutated_child(digits: data.Datas
     )
 
 
-def test_fit_transfers_a_widened_layer_in_part_by_default(digits: data.Dataset) -> None:
+def test_fit_transfers_a_widened_layer_in_part_by_default(
+    digits: data.Dataset, device: torch.device
+) -> None:
     parent = _build(digits, CONV_ARCH, seed=0)
     mutated = {**CONV_ARCH, **_conv(1, 64, stride=2)}
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
     child = _build(digits, mutated, seed=1)
     result = fit(
-        child, digits, trial=trial, epochs=1, device="cpu", init_state_dict=parent.state_dict()
+        child, digits, trial=trial, epochs=1, device=device, init_state_dict=parent.state_dict()
     )
     total = len(child.state_dict())
     # layer1's conv weight, its batch norm's scale, shift, mean and variance, and the
@@ -333,7 +341,9 @@ def _largest_move(model: nn.Module, start: dict[str, torch.Tensor]) -> float:
     return max((p.detach() - start[n]).abs().max().item() for n, p in model.named_parameters())
 
 
-def test_inherited_child_trains_at_the_scaled_peak_learning_rate(digits: data.Dataset) -> None:
+def test_inherited_child_trains_at_the_scaled_peak_learning_rate(
+    digits: data.Dataset, device: torch.device
+) -> None:
     parent = _build(digits, CONV_ARCH, seed=0)
     start = {n: t.clone() for n, t in parent.state_dict().items()}
     moves = {}
@@ -347,7 +357,7 @@ def test_inherited_child_trains_at_the_scaled_peak_learning_rate(digits: data.Da
             trial=trial,
             epochs=1,
             lr=3e-3,
-            device="cpu",
+            device=device,
             init_state_dict=start,
             inherit_lr_scale=scale,
         )
@@ -360,7 +370,7 @@ def test_inherited_child_trains_at_the_scaled_peak_learning_rate(digits: data.Da
     # A mutated layer starts fresh and trains at the full rate; the inherited ones do not.
     mutated = _build(digits, {**CONV_ARCH, **_conv(1, 64, stride=2)}, seed=1)
     own = {n: t.clone() for n, t in mutated.state_dict().items()}
-    fit(mutated, digits, epochs=1, device="cpu", init_state_dict=start, inherit_lr_scale=1e-6)
+    fit(mutated, digits, epochs=1, device=device, init_state_dict=start, inherit_lr_scale=1e-6)
     for name, param in mutated.named_parameters():
         inherited = name.startswith("layer0.")
         before = start[name] if inherited else own[name]
@@ -376,7 +386,7 @@ def test_inherited_child_trains_at_the_scaled_peak_learning_rate(digits: data.Da
         digits,
         epochs=1,
         lr=3e-3,
-        device="cpu",
+        device=device,
         init_state_dict=foreign,
         inherit_lr_scale=1e-6,
     )
@@ -385,10 +395,12 @@ def test_inherited_child_trains_at_the_scaled_peak_learning_rate(digits: data.Da
 
 
 @pytest.mark.parametrize("scale", [0.0, -0.5, float("nan")])
-def test_non_positive_inherit_lr_scale_is_refused(digits: data.Dataset, scale: float) -> None:
+def test_non_positive_inherit_lr_scale_is_refused(
+    digits: data.Dataset, scale: float, device: torch.device
+) -> None:
     model = _build(digits, CONV_ARCH, seed=0)
     with pytest.raises(ValueError, match="inherit_lr_scale must be positive"):
-        fit(model, digits, epochs=1, device="cpu", inherit_lr_scale=scale)
+        fit(model, digits, epochs=1, device=device, inherit_lr_scale=scale)
     with pytest.raises(ValueError, match="inherit_lr_scale must be positive"):
         ArchitectureObjective(spaces.create("chain"), digits, inherit_lr_scale=scale)
 
@@ -397,13 +409,13 @@ def test_non_positive_inherit_lr_scale_is_refused(digits: data.Dataset, scale: f
 
 
 def test_objective_saves_checkpoints_and_children_inherit(
-    digits: data.Dataset, sqlite_url: str, tmp_path: Path
+    device: torch.device, digits: data.Dataset, sqlite_url: str, tmp_path: Path
 ) -> None:
     store = open_artifact_store(tmp_path / "artifacts")
     objective = ArchitectureObjective(
         spaces.create("chain", max_layers=2, filters=[8, 16]),
         digits,
-        TrainingConfig(epochs=1, device="cpu"),
+        TrainingConfig(epochs=1, device=device.type),
         artifact_store=store,
         inherit_weights=True,
         inherit_lr_scale=0.5,
