@@ -56,6 +56,12 @@ def add_parser(sub: Any) -> None:
         "--candidates", type=positive_int, default=100, help="architectures scored by the search"
     )
     oneshot.add_argument(
+        "--score",
+        default="accuracy",
+        choices=("accuracy", "loss"),
+        help="weight-sharing score of spos and fair: validation accuracy or negative loss",
+    )
+    oneshot.add_argument(
         "--final-epochs",
         type=positive_int,
         default=20,
@@ -165,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         epochs=args.epochs,
         candidates=args.candidates,
+        metric=args.score,
         seed=args.seed,
         checkpoint=checkpoint,
         artifact_store=store,

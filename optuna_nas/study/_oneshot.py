@@ -59,6 +59,7 @@ def oneshot_search(
     strategy: str = "spos",
     epochs: int = 10,
     candidates: int = 100,
+    metric: str = "accuracy",
     seed: int = 0,
     checkpoint: bytes | None = None,
     artifact_store: ArtifactStore | None = None,
@@ -90,6 +91,8 @@ def oneshot_search(
             ``darts``, ``gdas`` or ``drnas``.
         epochs: Supernet training epochs.
         candidates: Architectures the weight-sharing search scores.
+        metric: The weight-sharing score, ``"accuracy"`` or ``"loss"`` (see
+            :func:`optuna_nas.oneshot.score_architecture`).
         seed: Seeds the supernet's training and the search.
         checkpoint: A supernet checkpoint (:func:`optuna_nas.oneshot.save_supernet`) to use
             instead of training one.
@@ -144,7 +147,13 @@ def oneshot_search(
         losses, supernet_seconds = [], 0.0
     start = time.perf_counter()
     params, score = oneshot.derive_architecture(
-        space, supernet, dataset, candidates=candidates, seed=seed, device=training.device
+        space,
+        supernet,
+        dataset,
+        candidates=candidates,
+        seed=seed,
+        device=training.device,
+        metric=metric,
     )
     search_seconds = time.perf_counter() - start
     study.enqueue_trial(

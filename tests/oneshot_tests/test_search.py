@@ -75,9 +75,12 @@ def test_oneshot_cli_adds_the_derived_architecture_as_a_trial(
     checkpoint = tmp_path / "optuna_nas_artifacts" / artifact
     assert checkpoint.is_file()
     # The saved supernet searches again, into the same study, without training.
-    assert main([*args, "--study-name", "os", "--checkpoint", str(checkpoint)]) == 0
+    rerun = [*args, "--study-name", "os", "--checkpoint", str(checkpoint), "--score", "loss"]
+    assert main(rerun) == 0
     assert "Supernet: 0 s" in capsys.readouterr().out
-    assert len(optuna.load_study(study_name="os", storage="sqlite:///optuna_nas.db").trials) == 2
+    trials = optuna.load_study(study_name="os", storage="sqlite:///optuna_nas.db").trials
+    assert len(trials) == 2
+    assert trials[1].user_attrs["optuna_nas:oneshot_score"] < 0  # a negative loss
 
     before = (tmp_path / "optuna_nas.db").read_bytes()
     for bad, message in (
