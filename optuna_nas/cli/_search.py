@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "inherit_lr_scale": None,
     "no_partial_inherit": False,
     "no_checkpoints": False,
+    "estimate_rung": None,
 }
 _STORED = "when resuming, the study's"
 
@@ -181,6 +182,14 @@ def add_parser(sub: Any) -> None:
         f"start the ones a mutation reshaped fresh (default: off; {_STORED})",
     )
     search.add_argument(
+        "--estimate-rung",
+        default=None,
+        metavar="PROXY",
+        help="score each architecture with a zero-cost proxy (synflow, naswot, ...) before "
+        "it trains, as the lowest rung of --pruner fidelity, which prunes there only once "
+        f"the proxy's rank correlation is measured and trusted ({_STORED})",
+    )
+    search.add_argument(
         "--no-checkpoints",
         action="store_const",
         const=True,
@@ -226,6 +235,7 @@ def _stored_settings(attrs: dict[str, Any]) -> dict[str, Any]:
         stored["inherit_lr_scale"] = objective.get("inherit_lr_scale")
         stored["no_partial_inherit"] = not objective.get("inherit_partial", True)
         stored["no_checkpoints"] = not objective.get("save_checkpoints", True)
+        stored["estimate_rung"] = objective.get("estimate_rung")
     return {k: v for k, v in stored.items() if v is not None}
 
 
@@ -264,6 +274,12 @@ def _check_combinations(settings: dict[str, Any]) -> None:
                     f"{option} applies to children that inherit weights, and has no effect "
                     "without --inherit-weights; add --inherit-weights or drop it"
                 )
+    if settings["estimate_rung"] is not None and settings["pruner"] != "fidelity":
+        raise ValueError(
+            f"--estimate-rung reports a proxy at step 0 for the low-fidelity pruner, and "
+            f"--pruner {settings['pruner']} would read it as an epoch; add --pruner fidelity "
+            "or drop --estimate-rung"
+        )
     if settings["pruner"] in ("lce", "fidelity") and settings["epochs"] < 3:
         raise ValueError(
             f"--pruner {settings['pruner']} decides from a learning curve of several epochs, "
@@ -341,6 +357,8 @@ def run(args: argparse.Namespace) -> int:
         pruner_kwargs = settings.get("pruner_kwargs") or spaces.parse_space_args(
             settings.get("pruner_args", []), option="--pruner-arg"
         )
+        if settings["estimate_rung"] is not None:
+            pruner_kwargs = {**pruner_kwargs, "estimate_rung": True}
         # Built here to refuse bad names and arguments before the storage is written;
         # create_study builds them again from the names, which it stores for workers.
         for kind, build in (
@@ -378,6 +396,7 @@ def run(args: argparse.Namespace) -> int:
             inherit_lr_scale=settings["inherit_lr_scale"],
             inherit_partial=not settings["no_partial_inherit"],
             save_checkpoints=not settings["no_checkpoints"],
+            estimate_rung=settings["estimate_rung"],
         )
         options: dict[str, Any] = {"seed": settings["seed"]}
         if args.data_root:
@@ -438,6 +457,7 @@ def run(args: argparse.Namespace) -> int:
         inherit_lr_scale=objective_config.inherit_lr_scale,
         inherit_partial=objective_config.inherit_partial,
         save_checkpoints=objective_config.save_checkpoints,
+        estimate_rung=objective_config.estimate_rung,
     )
     plots = PlotRefresher(every_seconds=args.plots_every)
     current: list[int] = []

@@ -52,6 +52,9 @@ class ObjectiveConfig:
             training rate; ``None`` for :data:`optuna_nas.training.INHERIT_LR_SCALE`.
         inherit_partial: Also transfer tensors whose shape a mutation changed, in part.
         save_checkpoints: Save each trial's weights in the artifact store.
+        estimate_rung: A zero-cost proxy (a name of :data:`optuna_nas.oneshot.PROXIES`)
+            that scores each architecture before it trains, reported at step 0 for
+            ``LowFidelityPruner(estimate_rung=True)``; ``None`` for none.
     """
 
     seed: int = 0
@@ -59,6 +62,7 @@ class ObjectiveConfig:
     inherit_lr_scale: float | None = None
     inherit_partial: bool = True
     save_checkpoints: bool = True
+    estimate_rung: str | None = None
 
     def __post_init__(self) -> None:
         if self.inherit_weights and not self.save_checkpoints:
@@ -68,6 +72,14 @@ class ObjectiveConfig:
             )
         if self.inherit_lr_scale is not None and not self.inherit_lr_scale > 0:
             raise ValueError(f"inherit_lr_scale must be positive, got {self.inherit_lr_scale!r}")
+        if self.estimate_rung is not None:
+            from optuna_nas.oneshot import PROXIES
+
+            if self.estimate_rung not in PROXIES:
+                raise ValueError(
+                    f"unknown proxy {self.estimate_rung!r} for the estimate rung; choose one "
+                    f"of: {', '.join(PROXIES)}"
+                )
 
 
 @dataclass(frozen=True)

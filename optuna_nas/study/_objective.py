@@ -184,7 +184,8 @@ class ArchitectureObjective:
             ``False`` copies only exact matches.
         hooks: More :class:`TrialHook` objects, run after the ones above.
         estimate_rung: A cheap estimate (:class:`optuna_nas.oneshot.EstimateRung`: a
-            zero-cost proxy or a one-shot score) reported at step 0, after the hooks'
+            zero-cost proxy or a one-shot score, or a proxy's name for an ``EstimateRung``
+            on ``dataset`` seeded with ``seed``) reported at step 0, after the hooks'
             ``before_fit`` and before training; the epochs then report from step 1 on.
             Pair it with ``LowFidelityPruner(..., estimate_rung=True)``.
 
@@ -215,7 +216,7 @@ class ArchitectureObjective:
         inherit_partial: bool = True,
         save_checkpoints: bool = True,
         hooks: Sequence[object] = (),
-        estimate_rung: EstimateRung | None = None,
+        estimate_rung: EstimateRung | str | None = None,
     ) -> None:
         from optuna_nas.training import INHERIT_LR_SCALE
 
@@ -250,6 +251,10 @@ class ArchitectureObjective:
             if inherit_weights:
                 built.append(InheritanceHook(artifact_store))
         self.hooks: list[object] = [*built, *hooks]
+        if isinstance(estimate_rung, str):
+            from optuna_nas.oneshot import EstimateRung
+
+            estimate_rung = EstimateRung(dataset, proxy=estimate_rung, seed=seed)
         self.estimate_rung = estimate_rung
 
     def __call__(self, trial: optuna.Trial) -> float:

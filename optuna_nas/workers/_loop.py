@@ -102,6 +102,7 @@ def run_worker(config: WorkerConfig, slot: WorkerSlot | None = None) -> int:
         inherit_lr_scale=settings.inherit_lr_scale,
         inherit_partial=settings.inherit_partial,
         save_checkpoints=settings.save_checkpoints,
+        estimate_rung=settings.estimate_rung,
     )
     stop = StopSignals()
     on_main = threading.current_thread() is threading.main_thread()

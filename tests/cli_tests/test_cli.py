@@ -113,6 +113,8 @@ BAD_INPUT = [
     (["--storage", "nosuchdb://host/db"], "cannot open storage"),
     (["--storage", "postgresql://nas:s3cret@127.0.0.1:1/db"], None),  # postgres_refusal
     (["--device", "tpu9"], "invalid device"),
+    (["--estimate-rung", "synflow"], "--estimate-rung reports a proxy at step 0"),
+    (["--estimate-rung", "flop", "--pruner", "fidelity", "--epochs", "3"], "unknown proxy 'flop'"),
 ]
 
 
@@ -131,6 +133,26 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
     assert message in lines[0]
     assert "s3cret" not in captured.err + captured.out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_proxy_rung_below_the_epochs_is_stored_for_every_worker(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    tiny = [a if a != "1" else "3" for a in TINY]  # three epochs: rungs 0 (proxy), 1, 3
+    args = ["search", "--n-trials", "3", *tiny, "--pruner", "fidelity"]
+    assert main([*args, "--estimate-rung", "synflow"]) == 0
+    study = optuna.load_study(study_name="chain-digits", storage="sqlite:///optuna_nas.db")
+    assert study.user_attrs["optuna_nas:objective"]["estimate_rung"] == "synflow"
+    assert study.user_attrs["optuna_nas:pruner"]["kwargs"] == {"estimate_rung": True}
+    for trial in study.trials:
+        assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+        assert trial.intermediate_values[0] == trial.user_attrs["optuna_nas:proxy_score"]
+        assert trial.value == trial.intermediate_values[3]
+    # A resumed search keeps the rung without being told again.
+    assert main(["search", "--n-trials", "1", "--no-progress"]) == 0
+    last = optuna.load_study(study_name="chain-digits", storage="sqlite:///optuna_nas.db")
+    assert "optuna_nas:proxy_score" in last.trials[-1].user_attrs
 
 
 def test_bad_input_does_not_touch_an_existing_study(tmp_path: Path, monkeypatch) -> None:
