@@ -14,8 +14,9 @@ class MixedOp(nn.Module):
 
     With :attr:`weights` set (one weight per candidate, in order), the edge computes the
     weighted sum of all candidates instead, as DARTS does. With :attr:`hard` set too, the
-    weights are one-hot in value (GDAS's straight-through Gumbel sample): only the chosen
-    candidate runs, and the others add their zero weights, which carry the gradient.
+    weights are one-hot in value (GDAS's straight-through Gumbel sample): only the
+    candidate at index :attr:`chosen` runs, and the others add their zero weights, which
+    carry the gradient. :meth:`Supernet.set_mixture` sets all three.
 
     Args:
         candidates: The operations by name, each mapping the edge's input to its output.
@@ -27,12 +28,13 @@ class MixedOp(nn.Module):
         self.active: str | None = None
         self.weights: torch.Tensor | None = None
         self.hard = False
+        self.chosen = 0  # with hard weights: the index of the one-hot entry
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.weights is not None:
             ops = list(self.candidates.values())
             if self.hard:
-                chosen = int(self.weights.argmax())
+                chosen = self.chosen
                 out = ops[chosen](x) * self.weights[chosen]
                 return out + (self.weights.sum() - self.weights[chosen])
             return sum(w * op(x) for w, op in zip(self.weights, ops, strict=True))

@@ -96,6 +96,8 @@ class Supernet(nn.Module):
         Raises:
             ValueError: For a missing edge or a wrong number of weights.
         """
+        # One host synchronisation per decision, not one per edge and forward pass.
+        chosen = {name: int(w.argmax()) for name, w in weights.items()} if hard else {}
         for name, op in self._layout.edges:
             w = weights.get(name)
             if w is None or w.shape != (len(op.candidates),):
@@ -104,6 +106,7 @@ class Supernet(nn.Module):
                     f"{None if w is None else tuple(w.shape)}"
                 )
             op.weights, op.hard, op.active = w, hard, None
+            op.chosen = chosen.get(name, 0)
 
     def sample_path(self, rng: np.random.Generator) -> dict[str, Any]:
         """Activates an architecture drawn uniformly (SPOS's sampling) and returns its

@@ -43,7 +43,7 @@ def test_a_mixed_edge_is_the_weighted_sum_of_its_candidates() -> None:
     soft = torch.softmax(torch.tensor([0.1, 2.0, 0.3], requires_grad=True), dim=-1)
     hard = torch.zeros(3).scatter_(0, soft.argmax().view(1), 1.0) - soft.detach() + soft
     hard.retain_grad()
-    edge.weights, edge.hard = hard, True
+    edge.weights, edge.hard, edge.chosen = hard, True, int(hard.argmax())
     out = edge(x)
     assert calls == ["b"]
     assert torch.allclose(out, candidates["b"](x))
