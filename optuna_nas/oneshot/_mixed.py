@@ -16,7 +16,7 @@ class MixedOp(nn.Module):
     weighted sum of all candidates instead, as DARTS does. With :attr:`hard` set too, the
     weights are one-hot in value (GDAS's straight-through Gumbel sample): only the
     candidate at index :attr:`chosen` runs, and the others add their zero weights, which
-    carry the gradient. :meth:`Supernet.set_mixture` sets all three.
+    carry the gradient. :meth:`optuna_nas.oneshot.Supernet.set_mixture` sets all three.
 
     Args:
         candidates: The operations by name, each mapping the edge's input to its output.
