@@ -51,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--truth", type=Path, required=True)
     parser.add_argument("--dataset", default="mnist1d")
+    parser.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of data.load, VALUE as JSON (e.g. data_seed=7 for MNIST-1D); repeatable",
+    )
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
     parser.add_argument("--truth-epochs", type=int, default=10, help="the ground truth's epochs")
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     test = [float(row["test_accuracy"]) for row in truth.values()]
     unit = statistics.mean(float(row["seconds"]) for row in truth.values())
     space = spaces.create("nb201", channels=args.channels, cells_per_stage=args.cells_per_stage)
-    dataset = data.load(args.dataset, seed=0)
+    dataset = data.load(args.dataset, seed=0, **spaces.parse_space_args(args.data_arg))
     rows = []
     for method in args.methods:
         for seed in args.seeds:

@@ -40,6 +40,13 @@ FIELDS = ("arch", "n_params", "flops", "valid_accuracy", "test_accuracy", "secon
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="mnist1d")
+    parser.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of data.load, VALUE as JSON (e.g. data_seed=7 for MNIST-1D); repeatable",
+    )
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--seed", type=int, default=2026, help="seed of the cell sample")
     parser.add_argument("--train-seed", type=int, default=0)
@@ -55,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     space = spaces.create("nb201", channels=args.channels, cells_per_stage=args.cells_per_stage)
-    dataset = data.load(args.dataset, seed=0)
+    dataset = data.load(args.dataset, seed=0, **spaces.parse_space_args(args.data_arg))
     rng = np.random.RandomState(args.seed)
     cells: list[str] = []
     while len(cells) < args.count:

@@ -37,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--truth", type=Path, required=True)
     parser.add_argument("--dataset", default="mnist1d")
+    parser.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of data.load, VALUE as JSON (e.g. data_seed=7 for MNIST-1D); repeatable",
+    )
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
     parser.add_argument("--train-seed", type=int, default=0)
@@ -47,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     with args.truth.open() as handle:
         truth = list(csv.DictReader(handle))
     space = spaces.create("nb201", channels=args.channels, cells_per_stage=args.cells_per_stage)
-    dataset = data.load(args.dataset, seed=0)
+    dataset = data.load(args.dataset, seed=0, **spaces.parse_space_args(args.data_arg))
     scores: dict[str, list[float]] = {name: [] for name in oneshot.PROXIES}
     seconds: dict[str, float] = dict.fromkeys(oneshot.PROXIES, 0.0)
     for row in truth:
