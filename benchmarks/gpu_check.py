@@ -60,7 +60,7 @@ class _Rows(list[str]):
         super().append(line)
 
 
-def _synthetic_cifar(n_train: int, n_valid: int, seed: int = 0) -> Dataset:
+def synthetic_cifar(n_train: int, n_valid: int, seed: int = 0) -> Dataset:
     generator = torch.Generator().manual_seed(seed)
 
     def split(n: int) -> Split:
@@ -101,7 +101,7 @@ def _first_conv(model: nn.Module) -> nn.Module:
 
 def check_precision(batch_size: int, device: str) -> list[str]:
     """Check 1: what the first convolution sees inside ``fit``, per setting."""
-    dataset = _synthetic_cifar(4 * batch_size, batch_size)
+    dataset = synthetic_cifar(4 * batch_size, batch_size)
     rows = _Rows()
     for line in [
         "| setting | conv output dtype in training | output channels_last | "
@@ -133,7 +133,7 @@ def check_precision(batch_size: int, device: str) -> list[str]:
 
 def check_throughput(n_train: int, epochs: int, batch_size: int, device: str) -> list[str]:
     """Check 2: training throughput per network and setting."""
-    dataset = _synthetic_cifar(n_train, 2048)
+    dataset = synthetic_cifar(n_train, 2048)
     rows = _Rows()
     for line in [
         "| network | setting | samples/s (last epoch) | vs float32 | first epoch s | "

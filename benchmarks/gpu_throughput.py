@@ -42,37 +42,16 @@ import torch
 from torch import nn
 
 from optuna_nas import spaces, training
-from optuna_nas.data import Dataset, Split
 
-NB201_BEST = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
-    "nor_conv_3x3~2|"
-)
-
-
-def synthetic_cifar(n_train: int, n_valid: int, seed: int = 0) -> Dataset:
-    """Random CIFAR-shaped data: throughput does not depend on the values."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def split(n: int) -> Split:
-        x = torch.randn(n, 3, 32, 32, generator=generator)
-        return Split(x, torch.randint(0, 10, (n,), generator=generator))
-
-    return Dataset(
-        name="synthetic-cifar",
-        train=split(n_train),
-        valid=split(n_valid),
-        test=split(0),
-        input_shape=(3, 32, 32),
-        num_classes=10,
-    )
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_check import NB201_OPTIMUM, synthetic_cifar
 
 
 def build(network: str, channels: int, depth: int) -> nn.Module:
     """The benchmark's NB201 or DARTS network."""
     if network == "nb201":
         space = spaces.create("nb201", channels=channels, cells_per_stage=depth)
-        arch = space.from_nb201_string(NB201_BEST)
+        arch = space.from_nb201_string(NB201_OPTIMUM)
     else:
         space = spaces.create("darts", channels=channels, layers=depth)
         arch = space.from_params(space.sample_params(np.random.RandomState(0)))

@@ -87,7 +87,7 @@ def build_darts_supernet(
     return network, _DARTSLayout(space, network, edges, reductions)
 
 
-class _DARTSLayout(EdgeLayout):
+class _DARTSLayout:
     """The DARTS space's decisions (an input pair and two ops per node) on 14 edges."""
 
     def __init__(

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from optuna_nas.oneshot._train import image_memory_format
 from optuna_nas.training._device import select_device
-from optuna_nas.training._evaluate import autocast, batch
+from optuna_nas.training._evaluate import autocast, batch, image_memory_format
 
 if TYPE_CHECKING:
     from optuna_nas.data import Dataset, Split

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -43,25 +43,28 @@ class MixedOp(nn.Module):
         return self.candidates[self.active](x)
 
 
-class EdgeLayout:
-    """How a space's decisions map onto a supernet's mixed edges."""
+class EdgeLayout(Protocol):
+    """How a space's decisions map onto a supernet's mixed edges (one class per space)."""
 
     edges: list[tuple[str, MixedOp]]
 
     def resolve(self, params: dict[str, Any]) -> dict[str, str | None]:
         """The active candidate of each edge name (``None``: the path leaves it out)."""
-        raise NotImplementedError
+        ...
 
     def standalone_edges(self, params: dict[str, Any]) -> dict[str, str]:
         """Module name of each searched edge in the stand-alone network, to the module
         name of the supernet edge it inherits from."""
-        raise NotImplementedError
+        ...
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
-        raise NotImplementedError
+        """An architecture's parameters drawn uniformly (SPOS)."""
+        ...
 
     def fair(self, rng: np.random.Generator) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Paths that together use every candidate of every decision once (FairNAS)."""
+        ...
 
     def derive(self, probabilities: dict[str, dict[str, float]]) -> dict[str, Any]:
-        raise NotImplementedError
+        """The architecture a gradient search's edge distributions derive."""
+        ...

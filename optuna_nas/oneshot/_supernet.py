@@ -178,7 +178,7 @@ def _supernet_key(key: str, mixed: dict[str, str], modules: dict[str, nn.Module]
     return key
 
 
-class _NB201Layout(EdgeLayout):
+class _NB201Layout:
     """NAS-Bench-201: each of the six decisions is one mixed edge in every cell."""
 
     def __init__(self, network: nn.Module, edges: list[tuple[str, MixedOp]]) -> None:

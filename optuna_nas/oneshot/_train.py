@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from optuna_nas.training._device import select_device
-from optuna_nas.training._evaluate import autocast, batch, evaluate
+from optuna_nas.training._evaluate import autocast, batch, evaluate, image_memory_format
 
 if TYPE_CHECKING:
     from optuna_nas.data import Dataset, Split
@@ -24,11 +24,6 @@ STRATEGIES = ("spos", "fair")
 """How :func:`train_supernet` picks the paths it trains."""
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-def image_memory_format(dev: torch.device, data: Dataset) -> torch.memory_format | None:
-    """``channels_last`` for image batches on CUDA, as :func:`optuna_nas.training.fit` uses."""
-    return torch.channels_last if dev.type == "cuda" and data.train.x.dim() == 4 else None
 
 
 def train_supernet(

@@ -156,16 +156,12 @@ def oneshot_search(
         metric=metric,
     )
     search_seconds = time.perf_counter() - start
-    study.enqueue_trial(
+    trial = _train_derived(
+        study,
+        ArchitectureObjective(space, dataset, training, seed=seed, artifact_store=artifact_store),
         params,
-        user_attrs={_keys.ONESHOT_SCORE: score, _keys.ONESHOT_STRATEGY: strategy},
-        skip_if_exists=False,
+        {_keys.ONESHOT_SCORE: score, _keys.ONESHOT_STRATEGY: strategy},
     )
-    objective = ArchitectureObjective(
-        space, dataset, training, seed=seed, artifact_store=artifact_store
-    )
-    study.optimize(objective, n_trials=1)
-    trial = study.trials[-1]
     return OneShotResult(
         trial=trial.number,
         params=params,
@@ -208,19 +204,15 @@ def _gradient(
         progress=progress,
     )
     seconds = time.perf_counter() - start
-    study.enqueue_trial(
+    trial = _train_derived(
+        study,
+        ArchitectureObjective(space, dataset, training, seed=seed, artifact_store=artifact_store),
         found.params,
-        user_attrs={
+        {
             _keys.ONESHOT_STRATEGY: method,
             _keys.ARCHITECTURE_WEIGHTS: encode_history(found.history),
         },
-        skip_if_exists=False,
     )
-    objective = ArchitectureObjective(
-        space, dataset, training, seed=seed, artifact_store=artifact_store
-    )
-    study.optimize(objective, n_trials=1)
-    trial = study.trials[-1]
     plot = None
     try:
         from optuna_nas.dashboard import save_architecture_weights
@@ -239,6 +231,18 @@ def _gradient(
         history=found.history,
         plot=plot,
     )
+
+
+def _train_derived(
+    study: optuna.Study,
+    objective: Any,
+    params: dict[str, Any],
+    user_attrs: dict[str, Any],
+) -> optuna.trial.FrozenTrial:
+    """Enqueues the derived architecture with ``user_attrs`` and trains it as one trial."""
+    study.enqueue_trial(params, user_attrs=user_attrs, skip_if_exists=False)
+    study.optimize(objective, n_trials=1)
+    return study.trials[-1]
 
 
 def _save(study: optuna.Study, store: ArtifactStore, checkpoint: bytes) -> None:

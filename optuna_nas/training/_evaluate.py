@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from optuna_nas.data import Split
+    from optuna_nas.data import Dataset, Split
 
 GPU_RESIDENT_LIMIT_BYTES = 4 * 2**30
 """Datasets up to this size are copied to the GPU once instead of batch by batch."""
@@ -144,6 +144,16 @@ def batch(
     if memory_format is not None:
         xb = xb.contiguous(memory_format=memory_format)
     return xb, yb
+
+
+def image_memory_format(
+    dev: torch.device, data: Dataset, channels_last: bool | None = None
+) -> torch.memory_format | None:
+    """``channels_last`` for image batches (4-D) when asked, or by default on CUDA."""
+    is_image = data.train.x.dim() == 4
+    if channels_last is None:
+        channels_last = dev.type == "cuda"
+    return torch.channels_last if channels_last and is_image else None
 
 
 def autocast(dev: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:

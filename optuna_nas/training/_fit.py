@@ -22,6 +22,7 @@ from optuna_nas.training._evaluate import (
     autocast,
     batch,
     evaluate,
+    image_memory_format,
     measure_latency,
     place,
 )
@@ -233,16 +234,13 @@ def fit(
         )
     dev = select_device(device)
     use_amp = amp and dev.type == "cuda"
-    is_image = data.train.x.dim() == 4
     if augment is not None and not augment.applies_to(data.input_shape):
         _logger.warning(
             "augment has no effect on flat inputs of shape %s; training without it",
             data.input_shape,
         )
         augment = None
-    if channels_last is None:
-        channels_last = dev.type == "cuda" and is_image
-    memory_format = torch.channels_last if channels_last and is_image else None
+    memory_format = image_memory_format(dev, data, channels_last)
 
     transfer = (
         None
