@@ -7,7 +7,10 @@ study with :class:`optuna_nas.pruners.LowFidelityPruner` at its defaults (``eta=
 ``min_correlation=0.6``, ``min_pairs=6``) on two rungs: the candidate's score at step 0
 and the stand-alone validation accuracy at step 1. A trial the pruner stops at step 0
 costs its score only; a trial that goes on costs one stand-alone training. ``none`` is the
-same search without the estimate rung: every cell trains.
+same search without the estimate rung: every cell trains. In the same run, Optuna's
+pruners at their defaults and on a small grid of their main knob see ``--peer-proxy`` at
+step 0 and the validation accuracy at step 1, as a user who reports a proxy first would run
+them.
 
 Reported per rung candidate, as mean ± standard error over the replays:
 
@@ -37,11 +40,13 @@ import platform
 import shlex
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import optuna
 import torch
+from optuna.pruners import BasePruner
 
 from optuna_nas import data, oneshot, spaces, training
 from optuna_nas.pruners import LowFidelityPruner
@@ -51,6 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--truth", type=Path, required=True)
     parser.add_argument("--dataset", default="mnist1d")
+    parser.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of data.load, VALUE as JSON (e.g. data_seed=7 for MNIST-1D); repeatable",
+    )
+    parser.add_argument(
+        "--peer-proxy",
+        default="synflow",
+        help="the proxy Optuna's pruners see at step 0, in the same run",
+    )
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
     parser.add_argument("--train-seed", type=int, default=0)
@@ -62,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     with args.truth.open() as handle:
         truth = list(csv.DictReader(handle))
     space = spaces.create("nb201", channels=args.channels, cells_per_stage=args.cells_per_stage)
-    dataset = data.load(args.dataset, seed=0)
+    dataset = data.load(args.dataset, seed=0, **spaces.parse_space_args(args.data_arg))
     scores: dict[str, list[float]] = {name: [] for name in args.rungs}
     for row in truth:
         arch = space.from_nb201_string(row["arch"])
@@ -75,21 +92,58 @@ def main(argv: list[str] | None = None) -> int:
     best_test = max(test)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results: dict[str, list[tuple[float, float, bool, int | None]]] = {}
-    for rung in ["none", *args.rungs]:
-        results[rung] = []
+    runs: list[tuple[str, list[float] | None, Callable[[], BasePruner]]] = [
+        ("none", None, lambda: LowFidelityPruner(rung_steps=[0, 1]))
+    ]
+    runs += [
+        (rung, scores[rung], lambda: LowFidelityPruner(rung_steps=[0, 1])) for rung in args.rungs
+    ]
+    peer = args.peer_proxy
+    runs += [
+        (f"Optuna {label}, {peer} at step 0", scores[peer], make)
+        for label, make in _optuna_pruners().items()
+    ]
+    for label, score, make in runs:
+        results[label] = []
         for replay in range(args.replays):
             order = np.random.default_rng(replay).permutation(len(truth))
-            outcome = _replay(order, None if rung == "none" else scores[rung], valid, test)
-            results[rung].append(outcome)
-            print(rung, replay, outcome, flush=True)
+            outcome = _replay(order, score, valid, test, make())
+            results[label].append(outcome)
+            print(label, replay, outcome, flush=True)
     args.output.write_text(_table(args, truth, results, best_test))
     return 0
 
 
+def _optuna_pruners() -> dict[str, Callable[[], BasePruner]]:
+    """Optuna's pruners at their defaults, and a small grid of each one's main knob that
+    can act on two steps (a warm-up of one step would leave nothing to prune)."""
+    from optuna.pruners import (
+        HyperbandPruner,
+        MedianPruner,
+        PercentilePruner,
+        SuccessiveHalvingPruner,
+    )
+
+    return {
+        "Median (defaults)": MedianPruner,
+        "Median n_startup_trials=10": lambda: MedianPruner(n_startup_trials=10),
+        "Percentile(25)": lambda: PercentilePruner(25.0),
+        "Percentile(75)": lambda: PercentilePruner(75.0),
+        "SHA (defaults)": SuccessiveHalvingPruner,
+        "SHA min_resource=1 eta=2": lambda: SuccessiveHalvingPruner(1, 2),
+        "SHA min_resource=1 eta=3": lambda: SuccessiveHalvingPruner(1, 3),
+        "SHA min_resource=1 eta=4": lambda: SuccessiveHalvingPruner(1, 4),
+        "Hyperband min_resource=1": lambda: HyperbandPruner(min_resource=1, max_resource=2),
+    }
+
+
 def _replay(
-    order: np.ndarray, score: list[float] | None, valid: list[float], test: list[float]
+    order: np.ndarray,
+    score: list[float] | None,
+    valid: list[float],
+    test: list[float],
+    pruner: BasePruner,
 ) -> tuple[float, float, bool, int | None]:
-    pruner = LowFidelityPruner(rung_steps=[0, 1])
     study = optuna.create_study(direction="maximize", pruner=pruner)
     first_pruned: list[int] = []
 
@@ -142,6 +196,7 @@ def _table(
         firsts = [o[3] for o in outcomes if o[3] is not None]
         first = f"{statistics.median(firsts):.0f} (median)" if firsts else "never"
         label = f"{rung} (baseline)" if rung in ("params", "flops", "none") else rung
+        label = label if rung.startswith("Optuna") else f"ours: {label}"
         lines.append(
             f"| {label} | {100 * statistics.mean(saved):.1f}% | {mean_se(accuracy)} | "
             f"{best}/{len(outcomes)} | {first} |"
