@@ -23,7 +23,8 @@ The pruners:
   ``MedianPruner``, each at its defaults and on a small grid of its main knob
   (:func:`optuna_grid`);
 * ours: ``rank`` (:class:`optuna_nas.pruners.RankPruner`) on a grid of its
-  ``top_fraction`` and ``completed_percentile``, and ``lce`` and ``fidelity`` at their defaults.
+  ``top_fraction``, ``completed_percentile`` and ``first_fraction``, and ``lce`` and
+  ``fidelity`` at their defaults.
 
 **Leave one source out.** For every source, the settings of ``rank`` are chosen on
 the *other* sources (the most epochs saved among the values that keep the best in at
@@ -86,8 +87,11 @@ KEPT = 0.95
 """Best kept in at least this fraction of replays: the issue's target, and the bar a
 ``top_fraction`` must clear on every training source to be chosen."""
 
-RANK_GRID = tuple((q, p) for p in (50.0, 75.0) for q in (0.02, 0.03, 0.05, 0.1))
-"""``(top_fraction, completed_percentile)`` of :class:`~optuna_nas.pruners.RankPruner` tried."""
+RANK_GRID = tuple(
+    (q, p, f) for f in (0.2, 0.25, 0.35) for p in (65.0, 75.0) for q in (0.04, 0.05, 0.07)
+)
+"""``(top_fraction, completed_percentile, first_fraction)`` of
+:class:`~optuna_nas.pruners.RankPruner` tried."""
 
 DEFAULT_RANK = "ours: rank (defaults)"
 
@@ -125,9 +129,9 @@ def ours_grid(slow: bool) -> dict[str, PrunerFactory]:
     """``rank`` on :data:`RANK_GRID` and at its defaults; ``lce`` and ``fidelity`` if
     ``slow`` (they fit curves and take much longer)."""
     grid: dict[str, PrunerFactory] = {DEFAULT_RANK: lambda m: pruners.RankPruner()}
-    for q, p in RANK_GRID:
-        grid[_rank_label(q, p)] = lambda m, q=q, p=p: pruners.RankPruner(
-            top_fraction=q, completed_percentile=p
+    for q, p, f in RANK_GRID:
+        grid[_rank_label(q, p, f)] = lambda m, q=q, p=p, f=f: pruners.RankPruner(
+            top_fraction=q, completed_percentile=p, first_fraction=f
         )
     if slow:
         grid["ours: lce (defaults)"] = lambda m: pruners.create("lce", max_step=m)
@@ -135,8 +139,8 @@ def ours_grid(slow: bool) -> dict[str, PrunerFactory]:
     return grid
 
 
-def _rank_label(q: float, p: float) -> str:
-    return f"ours: rank top_fraction={q} completed_percentile={p:.0f}"
+def _rank_label(q: float, p: float, f: float) -> str:
+    return f"ours: rank top_fraction={q} completed_percentile={p:.0f} first_fraction={f}"
 
 
 def load_bank(paths: Sequence[Path]) -> dict[str, list[Curve]]:
@@ -313,15 +317,17 @@ def choose(results: Sequence[dict[str, Any]], held_out: str | None) -> str:
     ``held_out`` among those keeping the best in :data:`KEPT` of the replays of each."""
     training = [r for r in results if r["source"] != held_out]
     best: tuple[float, str] | None = None
-    for q, p in RANK_GRID:
-        label = _rank_label(q, p)
+    for q, p, f in RANK_GRID:
+        label = _rank_label(q, p, f)
         rows = [_row(r, label) for r in training]
         if all(row["unchanged"] >= KEPT for row in rows):
             saved = float(np.mean([row["steps_saved"] for row in rows]))
             if best is None or saved > best[0]:
                 best = (saved, label)
     if best is None:  # nothing keeps the best often enough: the most careful point
-        return _rank_label(max(q for q, _ in RANK_GRID), 50.0)
+        return _rank_label(
+            max(g[0] for g in RANK_GRID), min(g[1] for g in RANK_GRID), max(g[2] for g in RANK_GRID)
+        )
     return best[1]
 
 
@@ -395,7 +401,7 @@ def plot(results: Sequence[dict[str, Any]], picks: dict[str, str], path: Path) -
             [100 * s["unchanged"] for s in grid],
             c="#f4a6a6",
             s=18,
-            label="rank, other top_fraction",
+            label="rank, other grid points",
         )
         for s in rows:
             if s["method"] in ("ours: lce (defaults)", "ours: fidelity (defaults)"):
