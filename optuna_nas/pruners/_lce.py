@@ -122,7 +122,9 @@ class LearningCurvePruner(BasePruner):
             final values all lie in ``[0, 1]``, ``(0, 100)`` when they lie in
             ``[0, 100]`` (accuracy in percent), and no bounds otherwise. When a curve
             reports values outside the bounds given, the pruner says so once in the log
-            and on the trial (user attribute ``optuna_nas:pruner_not_decided``).
+            and on the trial (user attribute ``optuna_nas:pruner_not_decided``). Curves
+            are fitted in the unit interval of their bounds, so accuracy in percent gets
+            the decisions it gets in ``[0, 1]``.
         interval_steps: Decide only every this many reports after ``min_steps``; fewer
             decisions cost less time.
         ramp_steps: The threshold ramps up over the first decisions: with ``n`` values
@@ -246,14 +248,18 @@ class LearningCurvePruner(BasePruner):
         steps = sorted(trial.intermediate_values)
         values = [trial.intermediate_values[s] for s in steps]
         bounds = self._bounds_for(values, completed)
-        result = _curves.fit_ensemble(
+        # The curve is fitted in the unit interval of its bounds, so that accuracy in
+        # percent is fitted exactly as the same accuracy in [0, 1]; predictions are
+        # mapped back to the metric's own units.
+        lo, span = (0.0, 1.0) if bounds is None else (bounds[0], bounds[1] - bounds[0])
+        fitted = _curves.fit_ensemble(
             steps,
-            values,
+            [(v - lo) / span for v in values],
             self._max_step,
-            bounds=bounds,
+            bounds=None if bounds is None else (0.0, 1.0),
             warm_start=self._warm_starts.get(trial_id(trial)),
         )
-        if isinstance(result, _curves.Degenerate):
+        if isinstance(fitted, _curves.Degenerate):
             outside = bounds is not None and any(
                 not bounds[0] <= v <= bounds[1] for v in values if math.isfinite(v)
             )
@@ -271,18 +277,19 @@ class LearningCurvePruner(BasePruner):
                 "trial %d, step %d: not extrapolated (%s: %s)",
                 trial.number,
                 step,
-                result.reason,
-                result.detail,
+                fitted.reason,
+                fitted.detail,
             )
             return False
-        self._remember(trial_id(trial), result.params)
+        self._remember(trial_id(trial), fitted.params)
+        mean, std = lo + span * fitted.mean, span * fitted.std
         storage = study_storage(study)
         if self._calibration_quantile is not None:
             recorded = _keys.read(trial.system_attrs, PREDICTIONS_ATTR, [])
             storage.set_trial_system_attr(
                 trial_id(trial),
                 PREDICTIONS_ATTR,
-                [*recorded, [n_reported, result.mean, result.std]],
+                [*recorded, [n_reported, mean, std]],
             )
         if not decides or best is None:
             return False
@@ -294,9 +301,9 @@ class LearningCurvePruner(BasePruner):
             scale = _curves.calibration_scale(
                 [e for e in errors if e is not None], self._calibration_quantile
             )
-        p_improve = _curves.prob_exceeds(result, best, direction, scale=scale)
-        storage.set_trial_user_attr(trial_id(trial), PREDICTED_MEAN_ATTR, result.mean)
-        storage.set_trial_user_attr(trial_id(trial), PREDICTED_STD_ATTR, scale * result.std)
+        p_improve = _curves.prob_exceeds(fitted, (best - lo) / span, direction, scale=scale)
+        storage.set_trial_user_attr(trial_id(trial), PREDICTED_MEAN_ATTR, mean)
+        storage.set_trial_user_attr(trial_id(trial), PREDICTED_STD_ATTR, scale * std)
         storage.set_trial_user_attr(trial_id(trial), STD_SCALE_ATTR, scale)
         storage.set_trial_user_attr(trial_id(trial), P_IMPROVE_ATTR, p_improve)
         return p_improve < self._threshold_at(n_reported)

@@ -384,6 +384,23 @@ def test_accuracy_in_percent_prunes_as_in_fractions() -> None:
     assert _attrs(study, trial)["optuna_nas:lce_predicted_mean"] == pytest.approx(55.0, abs=5.0)
 
 
+@pytest.mark.parametrize("final", [0.6, 0.8, 0.9, 0.97])
+def test_percent_and_fractions_give_the_same_decision_and_prediction(final: float) -> None:
+    fraction = _study(LearningCurvePruner(max_step=MAX_STEP))
+    percent = _percent_study(LearningCurvePruner(max_step=MAX_STEP))
+    curve = _curve(final, seed=7)[:12]
+    trial_f, pruned_f = _report(fraction, curve)
+    trial_p, pruned_p = _report(percent, [100.0 * v for v in curve])
+    assert pruned_f == pruned_p
+    attrs_f, attrs_p = _attrs(fraction, trial_f), _attrs(percent, trial_p)
+    assert attrs_p.keys() == attrs_f.keys()
+    for key in attrs_f:
+        if key.endswith(("predicted_mean", "predicted_std")):
+            assert attrs_p[key] == pytest.approx(100.0 * attrs_f[key], rel=1e-4, abs=1e-4)
+        elif key.endswith(("p_improve", "std_scale")):
+            assert attrs_p[key] == pytest.approx(attrs_f[key], rel=1e-4, abs=1e-4)
+
+
 def test_bounds_that_the_curve_leaves_are_said_once(caplog: pytest.LogCaptureFixture) -> None:
     study = _percent_study(LearningCurvePruner(max_step=MAX_STEP, bounds=(0.0, 1.0)))
     with caplog.at_level("WARNING", logger="optuna_nas.pruners._lce"):
