@@ -17,6 +17,9 @@ mnist1d-sgd    ``chain`` space architectures on MNIST-1D, recipes drawn per curv
 digits-nb201   ``nb201`` cells (C=8, one cell per stage) on digits, recipes drawn per curve
 tabular-mlp    MLPs (1-4 layers, 16-256 units, optional dropout) on a synthetic 20-class
                tabular task made by :func:`sklearn.datasets.make_classification`
+mnist1d-mlp    the same MLPs on MNIST-1D's 40 flattened inputs, 25 epochs
+tabular-hard   the same MLPs on a harder synthetic 8-class task (60 features, 12
+               informative, little class separation, 5% flipped labels), 50 epochs
 ============== ============================================================================
 
 Each row stores the validation accuracy and the validation cross-entropy after every
@@ -25,7 +28,9 @@ epoch, so the bank holds every curve in two metric scales. The columns are those
 source, ``benchmarks/data/curve_bank_recipes_SOURCE.csv``. The script appends and skips
 the indices already in the file. The committed bank was made with ``--count 170`` for
 ``tabular-mlp`` (complete), ``--count 170`` for ``mnist1d-sgd`` (stopped at 115 curves)
-and ``--count 110`` for ``digits-nb201`` (stopped at 73 curves).
+and ``--count 110`` for ``digits-nb201`` (stopped at 73 curves). ``mnist1d-mlp`` and
+``tabular-hard`` were added later, after every setting of the pruners had been chosen, as
+sources that no choice has seen (``--count 150`` each).
 
 Usage::
 
@@ -54,8 +59,14 @@ from torch import nn  # noqa: E402
 
 from optuna_nas import data, spaces  # noqa: E402
 
-SOURCES = ("mnist1d-sgd", "digits-nb201", "tabular-mlp")
-EPOCHS = {"mnist1d-sgd": 30, "digits-nb201": 30, "tabular-mlp": 40}
+SOURCES = ("mnist1d-sgd", "digits-nb201", "tabular-mlp", "mnist1d-mlp", "tabular-hard")
+EPOCHS = {
+    "mnist1d-sgd": 30,
+    "digits-nb201": 30,
+    "tabular-mlp": 40,
+    "mnist1d-mlp": 25,
+    "tabular-hard": 50,
+}
 FIELDS = (
     "source",
     "dataset",
@@ -98,31 +109,33 @@ def _lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     return 1.0
 
 
-def _tabular(seed: int = 0) -> data.Dataset:
+def _tabular(seed: int = 0, hard: bool = False) -> data.Dataset:
     from sklearn.datasets import make_classification
 
+    shape = (
+        {"n_features": 60, "n_informative": 12, "n_redundant": 12, "n_classes": 8}
+        if hard
+        else {"n_features": 40, "n_informative": 24, "n_redundant": 8, "n_classes": 20}
+    )
     x, y = make_classification(
         n_samples=4000,
-        n_features=40,
-        n_informative=24,
-        n_redundant=8,
-        n_classes=20,
+        **shape,
         n_clusters_per_class=2,
-        class_sep=1.2,
-        flip_y=0.02,
-        random_state=seed,
+        class_sep=0.7 if hard else 1.2,
+        flip_y=0.05 if hard else 0.02,
+        random_state=seed + hard,
     )
     x = (x - x.mean(0)) / x.std(0)
     xt = torch.tensor(x, dtype=torch.float32)
     yt = torch.tensor(y, dtype=torch.int64)
     cut = [2400, 3200]
     return data.Dataset(
-        name="tabular",
+        name="tabular-hard" if hard else "tabular",
         train=data.Split(xt[: cut[0]], yt[: cut[0]]),
         valid=data.Split(xt[cut[0] : cut[1]], yt[cut[0] : cut[1]]),
         test=data.Split(xt[cut[1] :], yt[cut[1] :]),
-        input_shape=(40,),
-        num_classes=20,
+        input_shape=(x.shape[1],),
+        num_classes=int(y.max()) + 1,
     )
 
 
@@ -130,7 +143,7 @@ def _mlp(rng: np.random.Generator, n_in: int, n_out: int) -> tuple[nn.Module, di
     depth = int(rng.integers(1, 5))
     units = int(rng.choice([16, 32, 64, 128, 256]))
     dropout = float(rng.choice([0.0, 0.0, 0.2, 0.5]))
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = [nn.Flatten()]
     width = n_in
     for _ in range(depth):
         layers += [nn.Linear(width, units), nn.ReLU()]
@@ -181,8 +194,9 @@ def _train(
 
 def _build(source: str, index: int, dataset: data.Dataset) -> tuple[nn.Module, str, str]:
     rng = np.random.default_rng(10_000 + index)
-    if source == "tabular-mlp":
-        model, config = _mlp(rng, dataset.input_shape[0], dataset.num_classes)
+    if source in ("tabular-mlp", "tabular-hard", "mnist1d-mlp"):
+        n_in = int(np.prod(dataset.input_shape))
+        model, config = _mlp(rng, n_in, dataset.num_classes)
         return model, "mlp", json.dumps(config, sort_keys=True)
     if source == "mnist1d-sgd":
         space = spaces.create("chain", max_layers=4, filters=[8, 16, 32], units=[32, 64, 128])
@@ -215,11 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         with args.output.open(newline="") as fh:
             done = {(r["source"], int(r["index"])) for r in csv.DictReader(fh)}
     new_file = not args.output.exists() or args.output.stat().st_size == 0
-    dataset = (
-        _tabular()
-        if args.source == "tabular-mlp"
-        else data.load("mnist1d" if args.source == "mnist1d-sgd" else "digits", seed=0)
-    )
+    if args.source.startswith("tabular"):
+        dataset = _tabular(hard=args.source == "tabular-hard")
+    else:
+        dataset = data.load("digits" if args.source == "digits-nb201" else "mnist1d", seed=0)
     with args.output.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         if new_file:

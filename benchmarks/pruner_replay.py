@@ -32,7 +32,8 @@ least 95% of the replays of every other source) and reported on the held-out sou
 The choice on all sources is the shipped default.
 
 **Metric scales.** Every replay of the default ``rank`` and of ``lce`` is run again on a
-percent copy (values times 100) and an error copy (one minus the value, minimised) of
+percent copy (values times 100), an error copy (one minus the value, minimised) and a
+loss-like copy (minus the logarithm of the value, minimised) of
 the curves, and the script counts the replays whose decisions (the steps each trial ran)
 are identical to those on the ``[0, 1]`` copy.
 
@@ -56,6 +57,7 @@ import argparse  # noqa: E402
 import csv  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
@@ -163,6 +165,10 @@ def scaled(curves: Sequence[Curve], scale: str) -> tuple[list[Curve], str]:
         return [replace(c, values=tuple(100.0 * v for v in c.values)) for c in curves], "maximize"
     if scale == "error":
         return [replace(c, values=tuple(1.0 - v for v in c.values)) for c in curves], "minimize"
+    if scale == "loss":
+        return [
+            replace(c, values=tuple(-math.log(max(v, 1e-6)) for v in c.values)) for c in curves
+        ], "minimize"
     raise ValueError(scale)
 
 
@@ -284,10 +290,10 @@ def replay_source(
     checked = {DEFAULT_RANK: len(orders)}
     if slow:
         checked["ours: lce (defaults)"] = min(3, len(orders))  # it fits curves: slow
-    copies = {scale: scaled(curves, scale) for scale in ("percent", "error")}
+    copies = {scale: scaled(curves, scale) for scale in ("percent", "error", "loss")}
     for method, n_checked in checked.items():
         make = factories[method]
-        same[method] = {"replays": n_checked, "percent": 0, "error": 0}
+        same[method] = {"replays": n_checked, "percent": 0, "error": 0, "loss": 0}
         for r, order in enumerate(orders[:n_checked]):
             max_step = max(len(curves[i].values) for i in order) - 1
             base = replay_study(curves, order, make(max_step), study_name=f"replay-{r}")
@@ -325,9 +331,8 @@ def choose(results: Sequence[dict[str, Any]], held_out: str | None) -> str:
             if best is None or saved > best[0]:
                 best = (saved, label)
     if best is None:  # nothing keeps the best often enough: the most careful point
-        return _rank_label(
-            max(g[0] for g in RANK_GRID), min(g[1] for g in RANK_GRID), max(g[2] for g in RANK_GRID)
-        )
+        tops, percentiles, firsts = zip(*RANK_GRID, strict=True)
+        return _rank_label(max(tops), min(percentiles), max(firsts))
     return best[1]
 
 
@@ -441,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
         default=sorted(Path("benchmarks/data").glob("curve_bank*.csv")),
     )
     parser.add_argument("--sources", nargs="*", default=None, help="sources (default all)")
+    parser.add_argument(
+        "--unseen",
+        nargs="*",
+        default=[],
+        help="sources no choice may use: each gets the settings chosen on the other sources",
+    )
     parser.add_argument("--n-replays", type=int, default=10, help="orders per source")
     parser.add_argument("--lcdb", type=Path, default=None, help="folder of the LCDB curves")
     parser.add_argument("--lcdb-datasets", type=int, default=40)
@@ -466,13 +477,20 @@ def main(argv: list[str] | None = None) -> int:
             results.append(future.result())
             print(f"{results[-1]['source']}: {results[-1]['seconds']:.0f} s", flush=True)
 
-    picks = {r["source"]: choose(results, r["source"]) for r in results}
-    default = choose(results, None)
+    unseen = set(args.unseen)
+    tuning = [r for r in results if r["source"] not in unseen]
+    default = choose(tuning, None)
+    picks = {
+        r["source"]: default if r["source"] in unseen else choose(tuning, r["source"])
+        for r in results
+    }
     sections: list[str] = [
         "## Leave one source out",
         "",
         "Each row is `rank` with the settings chosen on the other sources, scored on "
-        "the source it names; Optuna's best configurations on that source are beside it.",
+        "the source it names; Optuna's best configurations on that source are beside it. "
+        "Sources marked *unseen* were never used for any choice: they get the shipped "
+        "default, chosen on the other sources.",
         "",
         "| held-out source | settings chosen on | ours: saved / kept | best Optuna that keeps "
         "the best as often: saved / kept | Optuna Median (defaults): saved / kept |",
@@ -484,9 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         as_often = [p for p in peers if p["unchanged"] >= mine["unchanged"] - 1e-9]
         top = max(as_often, key=lambda p: p["steps_saved"], default=None)
         med = _row(r, "Optuna: Median (defaults)")
-        others = ", ".join(x["source"] for x in results if x is not r)
+        others = ", ".join(x["source"] for x in tuning if x is not r)
+        name = r["source"] + (" (*unseen*)" if r["source"] in unseen else "")
         sections.append(
-            f"| {r['source']} | {picks[r['source']].removeprefix('ours: rank ')} ({others}) | "
+            f"| {name} | {picks[r['source']].removeprefix('ours: rank ')} ({others}) | "
             f"{mine['steps_saved']:.1%} / {mine['unchanged']:.0%} | "
             + (
                 f"{top['method'][8:]}: {top['steps_saved']:.1%} / {top['unchanged']:.0%}"
@@ -497,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     sections += [
         "",
-        f"Chosen on all sources, the shipped default: `{default.split(': ', 1)[1]}` "
+        "Chosen on all sources but the unseen ones, the shipped default: "
+        f"`{default.split(': ', 1)[1]}` "
         "(compare the defaults of `optuna_nas.pruners.RankPruner`).",
         "",
     ]
@@ -519,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *[
                 f"- {m}: percent copy {v['percent']}/{v['replays']}, error copy "
-                f"(minimised) {v['error']}/{v['replays']}"
+                f"(minimised) {v['error']}/{v['replays']}, loss-like copy (minus the log, "
+                f"minimised) {v.get('loss', 0)}/{v['replays']}"
                 for m, v in r["same_decisions"].items()
             ],
             "",
