@@ -39,8 +39,9 @@ class RankPruner(BasePruner):
       at ``t`` of every other trial: completed, pruned and running trials that reached
       ``t``, and trials pruned before ``t``, which count as worse. The trial is pruned when
       at least ``n_keep`` trials, and more than a fraction ``q`` of them, were better. At
-      the trial's first decision ``q`` is ``first_fraction``; it halves with every later
-      step the trial reports, down to ``top_fraction``. Because pruned trials count, this
+      the trial's first decision ``q`` is ``first_fraction``; it halves every
+      ``halving_steps`` steps the trial reports (smoothly, a little at every step), down to
+      ``top_fraction``. Because pruned trials count, this
       is the trial's rank in the whole population of architectures tried, not among the
       survivors; the first epochs, whose ranks hold least, get the widest margin, as in
       successive halving (Jamieson and Talwalkar 2016), but at every step instead of at
@@ -99,8 +100,10 @@ class RankPruner(BasePruner):
         top_fraction: The fraction of the population at a step that the rank rule never
             prunes once the halving has reached it, in ``(0, 1)``.
         first_fraction: The fraction kept at the trial's first decision, in ``(0, 1)``; it
-            halves with each later step, and the rule never keeps less than
+            halves every ``halving_steps`` steps, and the rule never keeps less than
             ``top_fraction``.
+        halving_steps: Steps over which the kept fraction halves, at least 1. Larger
+            values wait longer for networks that start slowly.
         n_keep: The rank rule prunes only a trial that at least this many trials beat at
             the step, at least 1. It protects the first decisions of a study, when few
             trials have run and a fraction of them is less than one trial.
@@ -135,6 +138,7 @@ class RankPruner(BasePruner):
         self,
         top_fraction: float = 0.05,
         first_fraction: float = 0.25,
+        halving_steps: float = 3.0,
         n_keep: int = 2,
         completed_percentile: float | None = 75.0,
         percentile_warmup_steps: int = 10,
@@ -148,6 +152,12 @@ class RankPruner(BasePruner):
             raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction!r}")
         if not isinstance(first_fraction, numbers.Real) or not 0.0 < first_fraction < 1.0:
             raise ValueError(f"first_fraction must lie in (0, 1), got {first_fraction!r}")
+        if (
+            not isinstance(halving_steps, numbers.Real)
+            or isinstance(halving_steps, bool)
+            or not halving_steps >= 1.0
+        ):
+            raise ValueError(f"halving_steps must be a number >= 1, got {halving_steps!r}")
         if not is_int(n_keep) or n_keep < 1:
             raise ValueError(f"n_keep must be an integer >= 1, got {n_keep!r}")
         if completed_percentile is not None and not (
@@ -174,6 +184,7 @@ class RankPruner(BasePruner):
             )
         self._top_fraction: float = float(top_fraction)
         self._first_fraction: float = float(first_fraction)
+        self._halving_steps: float = float(halving_steps)
         self._n_keep: int = int(n_keep)
         self._percentile: float | None = (
             None if completed_percentile is None else float(completed_percentile)
@@ -241,7 +252,9 @@ class RankPruner(BasePruner):
         if len(completed_at_step) < max(3, self._n_startup_trials):
             return False
         decision = sum(1 for s in trial.intermediate_values if s < step)
-        kept = max(self._top_fraction, self._first_fraction * 0.5**decision)
+        kept = max(
+            self._top_fraction, self._first_fraction * 0.5 ** (decision / self._halving_steps)
+        )
         hit = better >= self._n_keep and fraction > kept
         if not hit and self._percentile is not None and step >= self._percentile_warmup:
             # An order statistic, not an interpolation between two values: the comparison

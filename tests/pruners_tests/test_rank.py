@@ -166,12 +166,16 @@ def test_a_trial_is_ranked_by_its_best_value_so_far() -> None:
     assert study.trials[-1].user_attrs[RANK] == 0.0
 
 
-def test_the_kept_fraction_halves_with_each_step() -> None:
+@pytest.mark.parametrize(("halving_steps", "expected_steps"), [(1, 2), (2, 3), (4, 4)])
+def test_the_kept_fraction_halves_every_halving_steps(
+    halving_steps: float, expected_steps: int
+) -> None:
     study = optuna.create_study(
         direction="maximize",
         pruner=RankPruner(
             first_fraction=0.5,
             top_fraction=0.1,
+            halving_steps=halving_steps,
             n_keep=1,
             completed_percentile=None,
             min_correlation=None,
@@ -182,13 +186,14 @@ def test_the_kept_fraction_halves_with_each_step() -> None:
         study.add_trial(optuna.trial.create_trial(value=curve[3], intermediate_values=curve))
     trial = study.ask()
     ran = 0
-    for step in range(4):  # 4 of the 10 trials are better at every step: a fraction 0.4
-        trial.report(0.55 + 0.01 * step, step)
+    for step in range(4):  # 3 of the 10 trials are better at every step: a fraction 0.3
+        trial.report(0.65 + 0.01 * step, step)
         ran += 1
         if trial.should_prune():
             break
-    # Kept at step 0 (0.4 <= 0.5), pruned at step 1 (0.4 > 0.25).
-    assert ran == 2
+    # Pruned at the first step whose kept fraction 0.5 * 2 ** (-step / halving_steps) is
+    # below 0.3: step 1 (0.25), step 2 (0.25) or step 3 (0.297).
+    assert ran == expected_steps
 
 
 def test_unmatched_steps_are_said_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -216,6 +221,8 @@ def test_created_by_name_and_checked() -> None:
         RankPruner(n_warmup_steps=-1)
     with pytest.raises(ValueError, match="first_fraction"):
         RankPruner(first_fraction=0.0)
+    with pytest.raises(ValueError, match="halving_steps"):
+        RankPruner(halving_steps=0.5)
     with pytest.raises(ValueError, match="min_pairs"):
         RankPruner(min_pairs=2)
     with pytest.raises(ValueError, match="min_correlation"):
