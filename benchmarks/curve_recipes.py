@@ -20,6 +20,8 @@ tabular-mlp    MLPs (1-4 layers, 16-256 units, optional dropout) on a synthetic 
 mnist1d-mlp    the same MLPs on MNIST-1D's 40 flattened inputs, 25 epochs
 tabular-hard   the same MLPs on a harder synthetic 8-class task (60 features, 12
                informative, little class separation, 5% flipped labels), 50 epochs
+digits-chain   ``chain`` space architectures on digits, 30 epochs
+tabular-noisy  the same MLPs on a 3-class task with 10% flipped labels, 30 epochs
 ============== ============================================================================
 
 Each row stores the validation accuracy and the validation cross-entropy after every
@@ -30,7 +32,9 @@ the indices already in the file. The committed bank was made with ``--count 170`
 ``tabular-mlp`` (complete), ``--count 170`` for ``mnist1d-sgd`` (stopped at 115 curves)
 and ``--count 110`` for ``digits-nb201`` (stopped at 73 curves). ``mnist1d-mlp`` and
 ``tabular-hard`` were added later, after every setting of the pruners had been chosen, as
-sources that no choice has seen (``--count 150`` each).
+sources that no choice has seen (``--count 150`` each); once they had been used to revise
+the rank pruner's halving, ``digits-chain`` and ``tabular-noisy`` were added as the next
+unseen pair.
 
 Usage::
 
@@ -59,13 +63,23 @@ from torch import nn  # noqa: E402
 
 from optuna_nas import data, spaces  # noqa: E402
 
-SOURCES = ("mnist1d-sgd", "digits-nb201", "tabular-mlp", "mnist1d-mlp", "tabular-hard")
+SOURCES = (
+    "mnist1d-sgd",
+    "digits-nb201",
+    "tabular-mlp",
+    "mnist1d-mlp",
+    "tabular-hard",
+    "digits-chain",
+    "tabular-noisy",
+)
 EPOCHS = {
     "mnist1d-sgd": 30,
     "digits-nb201": 30,
     "tabular-mlp": 40,
     "mnist1d-mlp": 25,
     "tabular-hard": 50,
+    "digits-chain": 30,
+    "tabular-noisy": 30,
 }
 FIELDS = (
     "source",
@@ -109,28 +123,47 @@ def _lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     return 1.0
 
 
-def _tabular(seed: int = 0, hard: bool = False) -> data.Dataset:
+_TABULAR: dict[str, dict[str, Any]] = {
+    "tabular-mlp": {
+        "n_features": 40,
+        "n_informative": 24,
+        "n_redundant": 8,
+        "n_classes": 20,
+        "class_sep": 1.2,
+        "flip_y": 0.02,
+        "random_state": 0,
+    },
+    "tabular-hard": {
+        "n_features": 60,
+        "n_informative": 12,
+        "n_redundant": 12,
+        "n_classes": 8,
+        "class_sep": 0.7,
+        "flip_y": 0.05,
+        "random_state": 1,
+    },
+    "tabular-noisy": {
+        "n_features": 30,
+        "n_informative": 6,
+        "n_redundant": 4,
+        "n_classes": 3,
+        "class_sep": 0.8,
+        "flip_y": 0.1,
+        "random_state": 2,
+    },
+}
+
+
+def _tabular(source: str = "tabular-mlp") -> data.Dataset:
     from sklearn.datasets import make_classification
 
-    shape = (
-        {"n_features": 60, "n_informative": 12, "n_redundant": 12, "n_classes": 8}
-        if hard
-        else {"n_features": 40, "n_informative": 24, "n_redundant": 8, "n_classes": 20}
-    )
-    x, y = make_classification(
-        n_samples=4000,
-        **shape,
-        n_clusters_per_class=2,
-        class_sep=0.7 if hard else 1.2,
-        flip_y=0.05 if hard else 0.02,
-        random_state=seed + hard,
-    )
+    x, y = make_classification(n_samples=4000, n_clusters_per_class=2, **_TABULAR[source])
     x = (x - x.mean(0)) / x.std(0)
     xt = torch.tensor(x, dtype=torch.float32)
     yt = torch.tensor(y, dtype=torch.int64)
     cut = [2400, 3200]
     return data.Dataset(
-        name="tabular-hard" if hard else "tabular",
+        name="tabular" if source == "tabular-mlp" else source,
         train=data.Split(xt[: cut[0]], yt[: cut[0]]),
         valid=data.Split(xt[cut[0] : cut[1]], yt[cut[0] : cut[1]]),
         test=data.Split(xt[cut[1] :], yt[cut[1] :]),
@@ -194,11 +227,14 @@ def _train(
 
 def _build(source: str, index: int, dataset: data.Dataset) -> tuple[nn.Module, str, str]:
     rng = np.random.default_rng(10_000 + index)
-    if source in ("tabular-mlp", "tabular-hard", "mnist1d-mlp"):
+    if source in (*_TABULAR, "mnist1d-mlp"):
+        # Seeded since digits-chain and tabular-noisy; the MLP curves of tabular-mlp,
+        # mnist1d-mlp and tabular-hard were made with an unseeded initialisation.
+        torch.manual_seed(index)
         n_in = int(np.prod(dataset.input_shape))
         model, config = _mlp(rng, n_in, dataset.num_classes)
         return model, "mlp", json.dumps(config, sort_keys=True)
-    if source == "mnist1d-sgd":
+    if source in ("mnist1d-sgd", "digits-chain"):
         space = spaces.create("chain", max_layers=4, filters=[8, 16, 32], units=[32, 64, 128])
         name = "chain"
     else:
@@ -229,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         with args.output.open(newline="") as fh:
             done = {(r["source"], int(r["index"])) for r in csv.DictReader(fh)}
     new_file = not args.output.exists() or args.output.stat().st_size == 0
-    if args.source.startswith("tabular"):
-        dataset = _tabular(hard=args.source == "tabular-hard")
+    if args.source in _TABULAR:
+        dataset = _tabular(args.source)
     else:
-        dataset = data.load("digits" if args.source == "digits-nb201" else "mnist1d", seed=0)
+        dataset = data.load("mnist1d" if args.source.startswith("mnist1d") else "digits", seed=0)
     with args.output.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         if new_file:

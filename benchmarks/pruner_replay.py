@@ -320,13 +320,18 @@ def replay_source(
 
 def choose(results: Sequence[dict[str, Any]], held_out: str | None) -> str:
     """The ``rank`` grid point saving the most epochs on the sources other than
-    ``held_out`` among those keeping the best in :data:`KEPT` of the replays of each."""
+    ``held_out`` among those keeping the best in :data:`KEPT` of the replays of each.
+
+    A training source on which no grid point keeps the best that often (a late-blooming
+    best that every point prunes) does not constrain the choice; it still counts in the
+    epochs saved."""
     training = [r for r in results if r["source"] != held_out]
+    labels = [_rank_label(q, p, f) for q, p, f in RANK_GRID]
+    binding = [r for r in training if max(_row(r, label)["unchanged"] for label in labels) >= KEPT]
     best: tuple[float, str] | None = None
-    for q, p, f in RANK_GRID:
-        label = _rank_label(q, p, f)
+    for label in labels:
         rows = [_row(r, label) for r in training]
-        if all(row["unchanged"] >= KEPT for row in rows):
+        if all(_row(r, label)["unchanged"] >= KEPT for r in binding):
             saved = float(np.mean([row["steps_saved"] for row in rows]))
             if best is None or saved > best[0]:
                 best = (saved, label)
