@@ -136,8 +136,8 @@ class RankPruner(BasePruner):
 
     def __init__(
         self,
-        top_fraction: float = 0.05,
-        first_fraction: float = 0.25,
+        top_fraction: float = 0.04,
+        first_fraction: float = 0.35,
         halving_steps: float = 3.0,
         n_keep: int = 2,
         completed_percentile: float | None = 75.0,
