@@ -89,7 +89,7 @@ def add_parser(sub: Any) -> None:
         help="sampler argument, VALUE as JSON (e.g. population_size=20); repeatable; "
         "stored with the study for its workers (default: none)",
     )
-    search.add_argument("--pruner", default=None, help=f"pruner name (default: median; {_STORED})")
+    search.add_argument("--pruner", default=None, help=f"pruner name (default: rank; {_STORED})")
     search.add_argument(
         "--pruner-arg",
         action="append",

@@ -14,7 +14,7 @@ DEFAULTS: dict[str, Any] = {
     "space": "chain",
     "dataset": "mnist1d",
     "sampler": "gp",
-    "pruner": "median",
+    "pruner": "rank",
     "epochs": 20,
     "batch_size": 128,
     "lr": 3e-3,
@@ -102,7 +102,7 @@ def check_combinations(settings: dict[str, Any]) -> None:
         raise ValueError(
             f"--pruner {settings['pruner']} decides from a learning curve of several epochs, "
             f"and --epochs {settings['epochs']} gives too few; use --epochs 3 or more, or "
-            "--pruner median or none"
+            "--pruner rank, median or none"
         )
 
 

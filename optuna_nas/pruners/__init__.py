@@ -47,7 +47,7 @@ def _fidelity(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.Base
 
 
 def _rank(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:
-    return RankPruner(**kwargs)
+    return RankPruner(max_step=max_step, **kwargs)
 
 
 def _none(max_step: int | None = None, **kwargs: Any) -> optuna.pruners.BasePruner:

@@ -41,11 +41,10 @@ class RankPruner(BasePruner):
       at least ``n_keep`` trials, and more than a fraction ``q`` of them, were better. At
       the trial's first decision ``q`` is ``first_fraction``; it halves every
       ``halving_steps`` steps the trial reports (smoothly, a little at every step), down to
-      ``top_fraction``. Because pruned trials count, this
-      is the trial's rank in the whole population of architectures tried, not among the
-      survivors; the first epochs, whose ranks hold least, get the widest margin, as in
-      successive halving (Jamieson and Talwalkar 2016), but at every step instead of at
-      rungs.
+      ``top_fraction``. Because pruned trials count, this is the trial's rank in the whole
+      population of architectures tried, not among the survivors. The first epochs, whose
+      ranks hold least, get the widest margin, as in successive halving (Jamieson and
+      Talwalkar 2016), but at every step instead of at rungs.
     * **Percentile of completed trials** (Optuna's ``PercentilePruner`` rule), from step
       ``percentile_warmup_steps`` on: the trial's best value so far is below the
       ``completed_percentile`` of the completed trials' values at ``t``, counted from the
@@ -71,9 +70,10 @@ class RankPruner(BasePruner):
     reporting its own step numbers, such as timestamps), the pruner says so once in the
     log and on the trial (user attribute ``optuna_nas:pruner_not_decided``).
 
-    The defaults were chosen on the curve banks of ``benchmarks/pruner_replay.py``, leaving
-    one source out at a time (the benchmarks page of the documentation has the held-out
-    results beside Optuna's pruners and the tuning disclosure).
+    Nothing is pruned at ``max_step``, when it is known. The defaults were chosen on the
+    curve banks of ``benchmarks/pruner_replay.py``, leaving one source out at a time, and
+    checked on sources no choice had seen. The benchmarks page of the documentation has
+    the held-out results beside Optuna's pruners, and the tuning disclosure.
 
     Each decision's fraction of better trials is stored on the trial as the user attribute
     ``optuna_nas:rank_fraction_better``; the state is the study's own trials, so every
@@ -120,6 +120,9 @@ class RankPruner(BasePruner):
             the test off.
         min_pairs: Trials that must have reached the horizon before the test can pass, at
             least 3.
+        max_step: The last step a trial reports, if known (:func:`optuna_nas.pruners.create`
+            passes ``epochs - 1``). Nothing is pruned there: stopping after the last epoch
+            saves nothing and would lose the trial's value.
 
     Raises:
         ValueError: For invalid arguments.
@@ -147,6 +150,7 @@ class RankPruner(BasePruner):
         interval_steps: int = 1,
         min_correlation: float | None = 0.0,
         min_pairs: int = 4,
+        max_step: int | None = None,
     ) -> None:
         if not isinstance(top_fraction, numbers.Real) or not 0.0 < top_fraction < 1.0:
             raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction!r}")
@@ -197,6 +201,9 @@ class RankPruner(BasePruner):
             None if min_correlation is None else float(min_correlation)
         )
         self._min_pairs: int = int(min_pairs)
+        if max_step is not None and (not is_int(max_step) or max_step < 0):
+            raise ValueError(f"max_step must be an integer >= 0 or None, got {max_step!r}")
+        self._max_step: int | None = None if max_step is None else int(max_step)
         self._said: set[str] = set()
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
@@ -212,6 +219,8 @@ class RankPruner(BasePruner):
             )
         step = trial.last_step
         if step is None or step < self._n_warmup_steps:
+            return False
+        if self._max_step is not None and step >= self._max_step:
             return False
         if (step - self._n_warmup_steps) % self._interval_steps:
             return False

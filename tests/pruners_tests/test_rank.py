@@ -256,3 +256,22 @@ def test_steps_that_do_not_foretell_the_final_values_prune_less() -> None:
     assert gated[1] < 0.6 * ungated[1]  # far fewer prunes at the noise step
     assert gated[0] < ungated[0]
     assert gated[0] <= median[0]
+
+
+def test_nothing_is_pruned_at_the_last_step() -> None:
+    def last_step_prunes(pruner: optuna.pruners.BasePruner) -> bool:
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        for curve in _curves(10, seed=8, steps=3):
+            study.add_trial(
+                optuna.trial.create_trial(
+                    value=curve[-1], intermediate_values=dict(enumerate(curve))
+                )
+            )
+        trial = study.ask()
+        trial.report(-1.0, 2)  # worse than everyone, at the last step
+        return trial.should_prune()
+
+    assert last_step_prunes(RankPruner())
+    assert not last_step_prunes(RankPruner(max_step=2))
+    assert not last_step_prunes(pruners.create("rank", max_step=2))
+    assert last_step_prunes(pruners.create("rank", max_step=3))
