@@ -39,7 +39,7 @@ class RankPruner(BasePruner):
       at ``t`` of every other trial: completed, pruned and running trials that reached
       ``t``, and trials pruned before ``t``, which count as worse. The trial is pruned when
       at least ``n_keep`` trials, and more than a fraction ``q`` of them, were better. At
-      the trial's first decision ``q`` is ``first_fraction``; it halves every
+      the trial's first reported step ``q`` is ``first_fraction``; it halves every
       ``halving_steps`` steps the trial reports (smoothly, a little at every step), down to
       ``top_fraction``. Because pruned trials count, this is the trial's rank in the whole
       population of architectures tried, not among the survivors. The first epochs, whose
@@ -99,7 +99,7 @@ class RankPruner(BasePruner):
     Args:
         top_fraction: The fraction of the population at a step that the rank rule never
             prunes once the halving has reached it, in ``(0, 1)``.
-        first_fraction: The fraction kept at the trial's first decision, in ``(0, 1)``; it
+        first_fraction: The fraction kept at the trial's first reported step, in ``(0, 1)``; it
             halves every ``halving_steps`` steps, and the rule never keeps less than
             ``top_fraction``.
         halving_steps: Steps over which the kept fraction halves, at least 1. Larger
