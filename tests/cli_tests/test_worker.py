@@ -98,12 +98,17 @@ def test_killed_worker_trial_is_failed_and_retried_once(
     else:
         url = request.getfixturevalue("postgresql_url")
     name = f"kill-{uuid.uuid4().hex[:8]}"
-    _study(url, name, epochs=15)
+    _study(url, name, epochs=40)
     log = tmp_path / "pool.log"
     pool = _pool(url, name, log, "--jobs", "2", "--total-trials", "3")
+
+    def early(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        # A trial far from its last epoch, so that it cannot finish before the kill lands.
+        return [t for t in _training(trials) if len(t.intermediate_values) <= 10]
+
     try:
-        running = _wait_for(url, name, lambda ts: len(_training(ts)) >= 1, pool)
-        victim = _training(running)[0]
+        running = _wait_for(url, name, lambda ts: len(early(ts)) >= 1, pool)
+        victim = early(running)[0]
         os.kill(victim.user_attrs["optuna_nas:worker"]["pid"], signal.SIGKILL)
         assert pool.wait(timeout=180) == 0, log.read_text()
     finally:
