@@ -119,7 +119,7 @@ class RankPruner(BasePruner):
             and at its horizon below which nothing is pruned at that step; ``None`` turns
             the test off.
         min_pairs: Trials that must have reached the horizon before the test can pass, at
-            least 3.
+            least 4 (the standard error needs 4).
         max_step: The last step a trial reports, if known (:func:`optuna_nas.pruners.create`
             passes ``epochs - 1``). Nothing is pruned there: stopping after the last epoch
             saves nothing and would lose the trial's value.
@@ -176,7 +176,7 @@ class RankPruner(BasePruner):
             ("n_startup_trials", n_startup_trials, 1),
             ("n_warmup_steps", n_warmup_steps, 0),
             ("interval_steps", interval_steps, 1),
-            ("min_pairs", min_pairs, 3),
+            ("min_pairs", min_pairs, 4),
         ):
             if not is_int(value) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")

@@ -224,7 +224,7 @@ def test_created_by_name_and_checked() -> None:
     with pytest.raises(ValueError, match="halving_steps"):
         RankPruner(halving_steps=0.5)
     with pytest.raises(ValueError, match="min_pairs"):
-        RankPruner(min_pairs=2)
+        RankPruner(min_pairs=3)
     with pytest.raises(ValueError, match="min_correlation"):
         RankPruner(min_correlation=2.0)
 
