@@ -285,8 +285,8 @@ class RankPruner(BasePruner):
         min_correlation: float,
     ) -> bool:
         """Whether the values at ``step`` foretell later ones: the rank correlation between
-        them and the values at a later ``horizon``, over every trial that reached it, is
-        at least ``min_correlation`` on at least ``min_pairs`` trials."""
+        them and the values at a later ``horizon``, over at least ``min_pairs`` trials that
+        reached it, is at least ``min_correlation`` one standard error down."""
         last = max(t.last_step for t in completed if t.last_step is not None)
         horizon = min(max(2 * step + 1, step + 3), last)
         pairs = [
