@@ -236,7 +236,7 @@ class FidelityAudit:
         self.violations: list[str] = []
 
     def check(self, curves: Sequence[Curve], result: ReplayResult) -> None:
-        if result.method != "fidelity":
+        if "fidelity" not in result.method:
             return
         for event in result.events:
             self.n_prunes += 1
