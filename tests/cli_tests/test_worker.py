@@ -131,8 +131,9 @@ def test_killed_worker_trial_is_failed_and_retried_once(
         assert t.user_attrs["optuna_nas:worker"]["cuda_visible_devices"] == ""
     # Three trials counted over both workers, the lost one replaced by its retry; workers
     # that start a trial at the same instant may overshoot by one trial each (documented).
-    assert 3 <= [t.state for t in trials].count(TrialState.COMPLETE) <= 3 + 2
-    assert len(trials) == 4
+    completed = [t.state for t in trials].count(TrialState.COMPLETE)
+    assert 3 <= completed <= 3 + 2
+    assert len(trials) == completed + 1  # and the lost one, failed
 
 
 def test_sigterm_stops_the_pool_and_no_trial_stays_running(tmp_path: Path) -> None:
