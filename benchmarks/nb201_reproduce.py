@@ -5,8 +5,9 @@ Usage:
 
 ``NEW.json`` is the ``--json`` output of an ``optuna-nas benchmark nb201`` run with the
 same settings as the command in ``STORED.json`` (fewer seeds is fine). Every (sampler,
-seed) run present in both must end on the same cell after the same number of queries.
-Exits with status 1 and lists the differences otherwise.
+seed) run present in both must end on the same cell after the same number of queries
+(the same cell has the same table values, which the files do not copy). Exits with
+status 1 and lists the differences otherwise.
 """
 
 from __future__ import annotations
@@ -34,14 +35,13 @@ def main(paths: list[str]) -> int:
             for key in shared
             if (new[key]["best_arch"], new[key]["n_queries"])
             != (stored[key]["best_arch"], stored[key]["n_queries"])
-            or abs(new[key]["test_acc"] - stored[key]["test_acc"]) > 1e-9
         ]
         print(
             f"{new_path} against {stored_path}: {len(shared) - len(different)} of "
             f"{len(shared)} runs identical"
         )
         for key in different:
-            print(f"  differs: {key}: {new[key]['test_acc']} vs {stored[key]['test_acc']}")
+            print(f"  differs: {key}: {new[key]['best_arch']} vs {stored[key]['best_arch']}")
         failed |= bool(different) or not shared
     return 1 if failed else 0
 

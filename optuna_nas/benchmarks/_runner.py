@@ -64,9 +64,23 @@ class RunResult:
     sampler_ms_per_trial: float
     wall_seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+    def to_dict(self, table_values: bool = True) -> dict[str, Any]:
+        """The fields as a JSON-serialisable dict.
+
+        Args:
+            table_values: Include :data:`TABLE_FIELDS`, the values looked up in
+                NAS-Bench-201's tables. Files the project keeps leave them out: the tables
+                are not the project's to copy, and ``best_arch`` finds them again there.
+        """
+        record = dataclasses.asdict(self)
+        if not table_values:
+            for field in TABLE_FIELDS:
+                del record[field]
+        return record
+
+
+TABLE_FIELDS = ("test_acc", "best_reward")
+"""The fields of :class:`RunResult` that are NAS-Bench-201 table values of ``best_arch``."""
 
 
 def run_nb201(
@@ -210,9 +224,23 @@ class SamplerSummary:
     sampler_ms_per_trial: float
     wall_seconds_mean: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+    def to_dict(self, table_values: bool = True) -> dict[str, Any]:
+        """The fields as a JSON-serialisable dict.
+
+        Args:
+            table_values: Include :data:`TABLE_FIELDS`, the values looked up in
+                NAS-Bench-201's tables. Files the project keeps leave them out: the tables
+                are not the project's to copy, and ``best_arch`` finds them again there.
+        """
+        record = dataclasses.asdict(self)
+        if not table_values:
+            for field in TABLE_FIELDS:
+                del record[field]
+        return record
+
+
+TABLE_FIELDS = ("test_acc", "best_reward")
+"""The fields of :class:`RunResult` that are NAS-Bench-201 table values of ``best_arch``."""
 
 
 def summarize(results: Iterable[RunResult]) -> list[SamplerSummary]:

@@ -57,11 +57,15 @@ def write_json(
     summaries: Sequence[SamplerSummary],
     runs: Sequence[RunResult],
 ) -> None:
-    """Writes every run's result and the per-sampler summaries as JSON."""
+    """Writes every run's result and the per-sampler summaries as JSON.
+
+    A run keeps its cell (``best_arch``) but not that cell's table values (``test_acc``,
+    ``best_reward``): the tables are not ours to copy, so read them there.
+    """
     payload = {
         "command": command,
         "title": title,
         "summaries": [s.to_dict() for s in summaries],
-        "runs": [r.to_dict() for r in runs],
+        "runs": [r.to_dict(table_values=False) for r in runs],
     }
     Path(path).write_text(json.dumps(payload, indent=2) + "\n")
