@@ -328,17 +328,15 @@ def choose(results: Sequence[dict[str, Any]], held_out: str | None) -> str:
     training = [r for r in results if r["source"] != held_out]
     labels = [_rank_label(q, p, f) for q, p, f in RANK_GRID]
     binding = [r for r in training if max(_row(r, label)["unchanged"] for label in labels) >= KEPT]
-    best: tuple[float, str] | None = None
-    for label in labels:
-        rows = [_row(r, label) for r in training]
-        if all(_row(r, label)["unchanged"] >= KEPT for r in binding):
-            saved = float(np.mean([row["steps_saved"] for row in rows]))
-            if best is None or saved > best[0]:
-                best = (saved, label)
-    if best is None:  # nothing keeps the best often enough: the most careful point
+    feasible = [
+        label for label in labels if all(_row(r, label)["unchanged"] >= KEPT for r in binding)
+    ]
+    if not feasible:  # nothing keeps the best often enough everywhere: the most careful point
         tops, percentiles, firsts = zip(*RANK_GRID, strict=True)
         return _rank_label(max(tops), min(percentiles), max(firsts))
-    return best[1]
+    return max(
+        feasible, key=lambda label: np.mean([_row(r, label)["steps_saved"] for r in training])
+    )
 
 
 def _row(result: dict[str, Any], method: str) -> dict[str, Any]:
