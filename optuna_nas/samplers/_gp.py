@@ -328,30 +328,17 @@ class ConditionalGPSampler(ArchitectureSampler):
             if models is None:
                 return None
             candidates = self._enumerate()
-            score_X: Callable[[torch.Tensor], torch.Tensor]
-            if candidates and self._analytic_ei and len(models) == 1 and not pending:
-                model, best_f = models[0], float(Y.max())
-
-                def score_X(X: torch.Tensor) -> torch.Tensor:
-                    return _gp_model.log_expected_improvement(
-                        model, X, best_f, batch_size=self._exhaustive_batch_size
-                    )
-
-            else:
-                acquisition = _gp_model.make_acquisition(
-                    models,
-                    n_objectives=Y.shape[1],
-                    X_baseline=X,
-                    Y_baseline=Y,
-                    feasible=torch.from_numpy(feasible) if constraint_names else None,
-                    X_pending=encoding.encode(pending) if pending else None,
-                    n_mc_samples=self._n_mc_samples,
-                    seed=seed,
-                )
-
-                def score_X(X: torch.Tensor) -> torch.Tensor:
-                    return _gp_model.evaluate_acquisition(acquisition, X)
-
+            score_X = _gp_model.acquisition_scorer(
+                models,
+                X,
+                Y,
+                feasible=torch.from_numpy(feasible) if constraint_names else None,
+                X_pending=encoding.encode(pending) if pending else None,
+                analytic=bool(candidates) and self._analytic_ei,
+                n_mc_samples=self._n_mc_samples,
+                seed=seed,
+                batch_size=self._exhaustive_batch_size,
+            )
         except (ModelFittingError, NotPSDError) as err:
             _logger.warning(f"Trial {trial.number} is sampled at random: the GP failed ({err}).")
             return None
