@@ -5,14 +5,7 @@ from __future__ import annotations
 from optuna_nas.training._augment import Augment
 from optuna_nas.training._device import seed_everything, select_device
 from optuna_nas.training._fidelity import Fidelity
-from optuna_nas.training._fit import (
-    FAIL_REASON_ATTR,
-    FitResult,
-    TrainingDiverged,
-    evaluate,
-    fit,
-    measure_latency,
-)
+from optuna_nas.training._fit import evaluate, fit, measure_latency
 from optuna_nas.training._inherit import (
     CHECKPOINT_ATTR,
     INHERIT_LR_SCALE,
@@ -27,12 +20,25 @@ from optuna_nas.training._inherit import (
     save_checkpoint,
     transfer_weights,
 )
+from optuna_nas.training._memory import (
+    LEDGER_DIR_ENV,
+    MEMORY_MARGIN,
+    GpuMemoryLedger,
+    Reservation,
+    estimate_training_memory,
+)
+from optuna_nas.training._result import FAIL_REASON_ATTR, FitResult, TrainingDiverged
 
 __all__ = [
     "Augment",
     "CHECKPOINT_ATTR",
     "FAIL_REASON_ATTR",
     "Fidelity",
+    "GpuMemoryLedger",
+    "LEDGER_DIR_ENV",
+    "MEMORY_MARGIN",
+    "Reservation",
+    "estimate_training_memory",
     "INHERIT_LR_SCALE",
     "INHERITED_ATTR",
     "MODEL_TENSORS_ATTR",

@@ -8,7 +8,6 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -31,7 +30,9 @@ from optuna_nas.training._inherit import (
     INHERIT_LR_SCALE,
     transfer_weights,
 )
+from optuna_nas.training._memory import GpuMemoryLedger, reserve_for_training
 from optuna_nas.training._report import report_and_check
+from optuna_nas.training._result import FAIL_REASON_ATTR, FitResult, TrainingDiverged
 from optuna_nas.training._resume import EpochCheckpoint
 
 if TYPE_CHECKING:
@@ -41,62 +42,6 @@ if TYPE_CHECKING:
     from optuna_nas.spaces import Architecture
 
 _logger = logging.getLogger(__name__)
-
-FAIL_REASON_ATTR = _keys.FAIL_REASON
-"""User attribute that says why :func:`fit` failed a trial (``oom``, ``nan_loss``)."""
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; raised by :func:`fit` when no trial is given."""
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` measured.
-
-    Attributes:
-        valid_accuracy: Validation accuracy after the last epoch, in ``[0, 1]``; NaN when
-            training failed (see ``fail_reason``), which makes Optuna mark the trial failed
-            and carry on with the study.
-        best_valid_accuracy: Highest validation accuracy over the epochs.
-        test_accuracy: Test accuracy after the last epoch, if ``evaluate_test`` was set.
-        history: One dict per finished epoch (``epoch``, ``train_loss``,
-            ``valid_accuracy``, ``seconds``).
-        fail_reason: ``None``, ``"oom"`` or ``"nan_loss"``.
-        n_params: Trainable parameters.
-        flops: Forward FLOPs for one example.
-        seconds_per_epoch: Mean wall time of a training epoch (evaluation excluded).
-        samples_per_second: Training throughput.
-        device: Where it trained.
-        peak_memory_mb: Peak CUDA memory allocated, or ``None`` off CUDA.
-        latency_ms: Median wall time of one inference forward pass on a batch of
-            ``batch_size`` validation examples, in eval mode on the training device (see
-            :data:`LATENCY_REPEATS`).
-        inherited_tensors: Tensors that start from ``init_state_dict``'s values, copied
-            whole or transferred in part; ``None`` without one.
-        partially_inherited_tensors: Those of ``inherited_tensors`` transferred in part
-            (their shapes differ); ``None`` without ``init_state_dict``.
-    """
-
-    valid_accuracy: float
-    best_valid_accuracy: float
-    test_accuracy: float | None
-    history: list[dict[str, float]] = field(default_factory=list)
-    fail_reason: str | None = None
-    n_params: int = 0
-    flops: int = 0
-    seconds_per_epoch: float = 0.0
-    samples_per_second: float = 0.0
-    device: str = "cpu"
-    peak_memory_mb: float | None = None
-    latency_ms: float = math.nan
-    inherited_tensors: int | None = None
-    partially_inherited_tensors: int | None = None
-
-    @property
-    def learning_curve(self) -> list[float]:
-        """Validation accuracy per epoch."""
-        return [h["valid_accuracy"] for h in self.history]
 
 
 def fit(
@@ -123,6 +68,7 @@ def fit(
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = False,
     first_step: int = 0,
+    memory_ledger: GpuMemoryLedger | None = None,
 ) -> FitResult:
     """Trains ``model`` on ``data.train`` and scores it on ``data.valid`` every epoch.
 
@@ -195,6 +141,10 @@ def fit(
         progress: Show a progress bar (tqdm) over the training steps.
         first_step: Epoch ``e`` reports at step ``first_step + e``; 1 leaves step 0 to an
             estimate before training (:class:`optuna_nas.oneshot.EstimateRung`).
+        memory_ledger: Where trials sharing a GPU reserve its memory: training waits
+            until its estimated memory fits (see
+            :class:`~optuna_nas.training.GpuMemoryLedger`). By default, the ledger a
+            worker pool sets up when its slots share a GPU, and none otherwise.
 
     Returns:
         A :class:`FitResult`.
@@ -253,79 +203,85 @@ def fit(
     )
     n_params = count_params(model)
     flops = estimate_flops(model, data.input_shape)
-    model.to(dev)
-    if memory_format is not None:
-        model.to(memory_format=memory_format)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    result = FitResult(
-        valid_accuracy=math.nan,
-        best_valid_accuracy=math.nan,
-        test_accuracy=None,
-        n_params=n_params,
-        flops=flops,
-        device=str(dev),
-        inherited_tensors=inherited,
-        partially_inherited_tensors=None if transfer is None else len(transfer.partial),
-    )
-    _set_attrs(trial, {_keys.N_PARAMS: n_params, _keys.FLOPS: flops, _keys.DEVICE: str(dev)})
-    if inherited is not None:
-        _set_attrs(
-            trial,
-            {
-                _keys.INHERITED_TENSORS: inherited,
-                _keys.PARTIALLY_INHERITED_TENSORS: len(transfer.partial) if transfer else 0,
-                _keys.MODEL_TENSORS: len(model.state_dict()),
-                _keys.PEAK_LR: lr * inherit_lr_scale if inherited else lr,
-            },
-        )
-
-    try:
-        source = data.valid if len(data.valid.y) else data.train
-        result.latency_ms = measure_latency(
-            model,
-            source.decode(source.x[:batch_size]),
-            dev,
-            amp=use_amp,
-            memory_format=memory_format,
-        )
-        _set_attrs(trial, {_keys.LATENCY_MS: round(result.latency_ms, 4)})
-        _train(
-            model,
-            data,
-            result,
-            trial,
-            dev,
-            epochs=epochs,
-            batch_size=batch_size,
-            params=params,
-            weight_decay=weight_decay,
-            label_smoothing=label_smoothing,
-            seed=seed,
-            use_amp=use_amp,
-            memory_format=memory_format,
-            compile=compile,
-            evaluate_test=evaluate_test,
-            augment=augment,
-            checkpoint=checkpoint,
-            progress=progress,
-            first_step=first_step,
-        )
-    except torch.cuda.OutOfMemoryError:
-        if trial is None:
-            raise
-        _fail(
-            result, trial, "oom", "CUDA ran out of memory; the trial fails and the study goes on"
-        )
-    except TrainingDiverged as err:
-        if trial is None:
-            raise
-        _fail(result, trial, "nan_loss", str(err))
-    finally:
+    if memory_ledger is None:
+        memory_ledger = GpuMemoryLedger.from_environment(dev)
+    with reserve_for_training(memory_ledger, model, data.input_shape, batch_size, trial):
+        model.to(dev)
+        if memory_format is not None:
+            model.to(memory_format=memory_format)
         if dev.type == "cuda":
-            result.peak_memory_mb = torch.cuda.max_memory_allocated(dev) / 2**20
-            _set_attrs(trial, {_keys.PEAK_GPU_MEMORY_MB: round(result.peak_memory_mb, 1)})
-    return result
+            torch.cuda.reset_peak_memory_stats(dev)
+        result = FitResult(
+            valid_accuracy=math.nan,
+            best_valid_accuracy=math.nan,
+            test_accuracy=None,
+            n_params=n_params,
+            flops=flops,
+            device=str(dev),
+            inherited_tensors=inherited,
+            partially_inherited_tensors=None if transfer is None else len(transfer.partial),
+        )
+        _set_attrs(trial, {_keys.N_PARAMS: n_params, _keys.FLOPS: flops, _keys.DEVICE: str(dev)})
+        if inherited is not None:
+            _set_attrs(
+                trial,
+                {
+                    _keys.INHERITED_TENSORS: inherited,
+                    _keys.PARTIALLY_INHERITED_TENSORS: len(transfer.partial) if transfer else 0,
+                    _keys.MODEL_TENSORS: len(model.state_dict()),
+                    _keys.PEAK_LR: lr * inherit_lr_scale if inherited else lr,
+                },
+            )
+
+        try:
+            source = data.valid if len(data.valid.y) else data.train
+            result.latency_ms = measure_latency(
+                model,
+                source.decode(source.x[:batch_size]),
+                dev,
+                amp=use_amp,
+                memory_format=memory_format,
+            )
+            _set_attrs(trial, {_keys.LATENCY_MS: round(result.latency_ms, 4)})
+            _train(
+                model,
+                data,
+                result,
+                trial,
+                dev,
+                epochs=epochs,
+                batch_size=batch_size,
+                params=params,
+                weight_decay=weight_decay,
+                label_smoothing=label_smoothing,
+                seed=seed,
+                use_amp=use_amp,
+                memory_format=memory_format,
+                compile=compile,
+                evaluate_test=evaluate_test,
+                augment=augment,
+                checkpoint=checkpoint,
+                progress=progress,
+                first_step=first_step,
+            )
+        except torch.cuda.OutOfMemoryError:
+            if trial is None:
+                raise
+            _fail(
+                result,
+                trial,
+                "oom",
+                "CUDA ran out of memory; the trial fails and the study goes on",
+            )
+        except TrainingDiverged as err:
+            if trial is None:
+                raise
+            _fail(result, trial, "nan_loss", str(err))
+        finally:
+            if dev.type == "cuda":
+                result.peak_memory_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+                _set_attrs(trial, {_keys.PEAK_GPU_MEMORY_MB: round(result.peak_memory_mb, 1)})
+        return result
 
 
 def _train(

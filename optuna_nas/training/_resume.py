@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from optuna_nas.training._fit import FitResult
+    from optuna_nas.training._result import FitResult
 
 _logger = logging.getLogger(__name__)
 

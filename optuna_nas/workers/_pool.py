@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -175,17 +176,26 @@ def worker_environment(
     ``CUDA_VISIBLE_DEVICES`` is the slot's GPU (empty for a CPU worker, so that it cannot
     touch a GPU), ``OMP_NUM_THREADS`` the slot's share of the cores unless ``base`` sets
     it, and the config travels as JSON in the environment rather than on the command line,
-    where other users of the machine could read a database password.
+    where other users of the machine could read a database password. A GPU worker also
+    gets the folder of the machine's GPU memory ledgers (unless ``base`` sets
+    :data:`~optuna_nas.training.LEDGER_DIR_ENV`; empty turns reservations off) and its
+    GPU's id, so that trials sharing a GPU wait for memory rather than run out of it.
     """
+    from optuna_nas.training._memory import LEDGER_DIR_ENV, LEDGER_GPU_ENV
+
     env = dict(base)
     env[CONFIG_ENV] = config.to_json()
     env[SLOT_ENV] = str(slot.index)
     env[PARENT_ENV] = str(os.getpid())
     env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
     if slot.gpu is not None:
-        env[GPU_ENV] = slot.gpu
+        env[GPU_ENV] = env[LEDGER_GPU_ENV] = slot.gpu
+        env.setdefault(
+            LEDGER_DIR_ENV, os.path.join(tempfile.gettempdir(), f"optuna-nas-gpu-{os.getuid()}")
+        )
     else:
         env.pop(GPU_ENV, None)
+        env.pop(LEDGER_GPU_ENV, None)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n_slots)))
     return env
 
