@@ -40,6 +40,9 @@ STUDY_RETRAINED = "optuna_nas:retrained"
 params, FLOPs, settings, command."""
 STUDY_RANK_CORRELATION = "optuna_nas:rank_correlation"
 """The low-fidelity pruner's measured rank correlation of each rung with the final value."""
+FIDELITY_UNSELECTED_PREFIX = "optuna_nas:fidelity_unselected:"
+"""Trial system attribute prefix, plus a rung's step: the trial passed that rung while it
+was not pruning, so its value there and its final value measure the rung without bias."""
 
 # -- Trial user attributes: what a trial was and what it measured -----------------------
 TRIAL_SPACE = "optuna_nas:space"

@@ -15,6 +15,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_nas import _keys
+from optuna_nas._compat import study_storage, trial_id
 from optuna_nas.pruners._common import is_int, rank_key
 
 RANK_CORRELATION_ATTR = _keys.STUDY_RANK_CORRELATION
@@ -214,6 +215,8 @@ class LowFidelityPruner(BasePruner):
         correlations = self._measure(trials)
         study.set_user_attr(RANK_CORRELATION_ATTR, [asdict(c) for c in correlations])
         if not correlations[self._rung_steps.index(step)].trusted:
+            key = f"{_keys.FIDELITY_UNSELECTED_PREFIX}{step}"
+            study_storage(study).set_trial_system_attr(trial_id(trial), key, True)
             return False
 
         maximize = study.direction == StudyDirection.MAXIMIZE
@@ -262,10 +265,13 @@ class LowFidelityPruner(BasePruner):
 
         correlations = []
         for step in self._rung_steps[:-1]:
+            key = f"{_keys.FIDELITY_UNSELECTED_PREFIX}{step}"
             pairs = [
                 (t.intermediate_values[step], final)
                 for t, final in finals
-                if step in t.intermediate_values and math.isfinite(t.intermediate_values[step])
+                if step in t.intermediate_values
+                and math.isfinite(t.intermediate_values[step])
+                and t.system_attrs.get(key)
             ]
             rho: float | None = None
             if len(pairs) >= 3:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import numpy as np
 import optuna
@@ -10,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 from scipy.stats import spearmanr
 
-from optuna_nas import open_storage, pruners
+from optuna_nas import _keys, open_storage, pruners
 from optuna_nas.pruners import (
     RANK_CORRELATION_ATTR,
     LearningCurvePruner,
@@ -31,9 +32,13 @@ def _curve(rungs: Sequence[float], final: float) -> dict[int, float]:
 
 
 def _add(study: optuna.Study, curve: dict[int, float], final: float | None = None) -> None:
-    """A completed trial whose value is its final intermediate value."""
+    """A completed trial whose value is its final intermediate value, which passed every
+    rung while it was not pruning (as the pruner marks such trials)."""
     value = curve[MAX_STEP] if final is None else final
-    study.add_trial(optuna.trial.create_trial(value=value, intermediate_values=curve))
+    marks = {f"{_keys.FIDELITY_UNSELECTED_PREFIX}{step}": True for step in curve}
+    study.add_trial(
+        optuna.trial.create_trial(value=value, intermediate_values=curve, system_attrs=marks)
+    )
 
 
 def _study(
@@ -190,7 +195,7 @@ def test_constant_values_give_no_correlation() -> None:
 def test_a_completed_trial_without_the_final_step_counts_with_its_value() -> None:
     study = _study(FINALS[:5])
     curve = {0: 0.95, 2: 0.95, 8: 0.95}
-    study.add_trial(optuna.trial.create_trial(value=0.95, intermediate_values=curve))
+    _add(study, curve, final=0.95)
     pruner = study.pruner
     assert isinstance(pruner, LowFidelityPruner)
     rows = pruner.rank_correlations(study, publish=False)
@@ -405,3 +410,39 @@ def test_objective_pruner_errors_name_the_fix() -> None:
     with pytest.raises(ValueError, match="must be a number"):
         pruner.report(trial, "high", 0)  # type: ignore[arg-type]
     assert trial.user_attrs.get(pruner.attr_key) is None  # nothing half-written
+
+
+def test_only_trials_that_passed_a_rung_unpruned_measure_it() -> None:
+    study = _study(FINALS[:5])  # 5 pairs: not trusted yet (min_pairs=6)
+    trial, pruned = _decide(study, {0: 0.51})
+    assert not pruned  # untrusted: goes on, and is marked as an unbiased pair for rung 0
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert frozen.system_attrs.get(f"{_keys.FIDELITY_UNSELECTED_PREFIX}0") is True
+    for step, value in {2: 0.51, 8: 0.51, MAX_STEP: 0.51}.items():
+        trial.report(value, step)
+    study.tell(trial, 0.51)
+    assert _published_now(study)[0]["pairs"] == 6 and _published_now(study)[0]["trusted"]
+
+    # Trials promoted by the trusted rung are its top third; among them the rung's values
+    # do not predict the final ones. Counted, they would drag the correlation below 0.6
+    # and switch the rung off; they are not marked, so they do not count.
+    rng = np.random.RandomState(0)
+    for i in range(12):
+        promoted = study.ask()
+        high = 0.91 + 0.005 * i  # the best so far at rung 0: promoted
+        promoted.report(high, 0)
+        assert not promoted.should_prune()
+        final = float(rng.uniform(0.5, 0.95))
+        for step in (2, 8, MAX_STEP):
+            promoted.report(final, step)
+        study.tell(promoted, final)
+    rows = _published_now(study)
+    assert rows[0]["pairs"] == 6 and rows[0]["trusted"]
+    _, pruned = _decide(study, {0: 0.52})
+    assert pruned
+
+
+def _published_now(study: optuna.Study) -> dict[int, dict]:
+    pruner = study.pruner
+    assert isinstance(pruner, LowFidelityPruner)
+    return {row.step: asdict(row) for row in pruner.rank_correlations(study, publish=False)}
