@@ -16,10 +16,13 @@ it is measured, and the whole table goes to ``--output``.
      in a CUDA graph with static input buffers and replayed (CUDA only).
 
    Samples per second over ``--steps`` timed steps after ``--warmup`` steps, and the peak
-   GPU memory of each.
+   GPU memory of each; for ``fit``, also the memory a trial reserves when it shares the
+   GPU (:func:`optuna_nas.training.estimate_training_memory` times
+   :data:`~optuna_nas.training.MEMORY_MARGIN`), which should lie above its peak.
 2. **Concurrent trials.** For each count of ``--concurrency``, that many processes train
    the NB201 network with ``fit`` at batch 256 at the same time on the device; the total
-   samples per second is the sum of their last-epoch throughputs.
+   samples per second is the sum of their last-epoch throughputs. They share one GPU
+   memory ledger (as a worker pool's slots do), so a trial that would not fit waits.
 
 Usage (on a machine with CUDA)::
 
@@ -32,8 +35,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -157,6 +162,8 @@ def measure_concurrent(
 ) -> float:
     """Total samples per second of ``count`` simultaneous ``fit`` processes."""
     context = multiprocessing.get_context("spawn")
+    ledgers = tempfile.mkdtemp(prefix="gpu-ledger-")
+    os.environ[training.LEDGER_DIR_ENV] = ledgers  # inherited by the pool's processes
     with context.Pool(count) as pool:
         rates = pool.map(
             _concurrent_worker, [(device, channels, depth, batch_size, steps)] * count
@@ -190,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {platform.machine()}, torch {torch.__version__}, device "
         f"{torch.cuda.get_device_name(dev) if dev.type == 'cuda' else dev.type}.",
         "",
-        "| network | batch | loop | samples/s | peak memory (MB) | vs fit |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| network | batch | loop | samples/s | peak memory (MB) | reserved (MB) | vs fit |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     print("\n".join(lines), flush=True)
     for network in args.networks:
@@ -199,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         for batch_size in args.batch_sizes:
             torch.manual_seed(0)
             rows: dict[str, tuple[float, float | None] | str] = {}
-            rows["fit"] = measure_fit(build(network, channels, depth), batch_size, args.steps, dev)
+            model = build(network, channels, depth)
+            reserved = (
+                training.estimate_training_memory(model, (3, 32, 32), batch_size)
+                * training.MEMORY_MARGIN
+                / 2**20
+            )
+            rows["fit"] = measure_fit(model, batch_size, args.steps, dev)
             for name, graph in (("loop", False), ("graph", True)):
                 if graph and dev.type != "cuda":
                     rows[name] = "n/a: CUDA graphs need CUDA"
@@ -218,14 +231,15 @@ def main(argv: list[str] | None = None) -> int:
             base = rows["fit"]
             for name, row in rows.items():
                 if isinstance(row, str):
-                    line = f"| {network} | {batch_size} | {name} | {row} | | |"
+                    line = f"| {network} | {batch_size} | {name} | {row} | | | |"
                 else:
                     rate, peak = row
                     ratio = rate / base[0] if isinstance(base, tuple) and base[0] else 0.0
                     memory = "" if peak is None else f"{peak:.0f}"
+                    estimate = f"{reserved:.0f}" if name == "fit" else ""
                     line = (
                         f"| {network} | {batch_size} | {name} | {rate:,.0f} | {memory} | "
-                        f"{ratio:.2f}x |"
+                        f"{estimate} | {ratio:.2f}x |"
                     )
                 lines.append(line)
                 print(line, flush=True)
