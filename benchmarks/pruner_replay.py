@@ -77,10 +77,10 @@ from optuna_nas.benchmarks import (  # noqa: E402
     Curve,
     ReplayResult,
     random_orders,
-    rank_correlation_before,
     replay_study,
     run_methods,
     summarize_scores,
+    unselected_rank_correlation_before,
 )
 
 PrunerFactory = Callable[[int], optuna.pruners.BasePruner]
@@ -224,8 +224,9 @@ class FidelityAudit:
     Two checks per prune: the rung's entry in the correlations the pruner published in
     the study user attribute ``fidelity:rank_correlation`` right after the decision must
     say at least ``min_correlation`` on at least ``min_pairs`` pairs; and the same
-    correlation recomputed here from the replay (trials that ran before and reached the
-    final step) must too.
+    correlation recomputed here from the replay must too, over the trials that ran before,
+    passed the rung while it was not pruning and reached the final step (the pairs the
+    pruner promises to measure a rung on).
     """
 
     def __init__(self, min_correlation: float = 0.6, min_pairs: int = 6) -> None:
@@ -255,7 +256,9 @@ class FidelityAudit:
                     f"trial {event.trial}: pruned at step {event.step} with published "
                     f"correlation {entry['correlation']} on {entry['pairs']} pairs"
                 )
-            rho, pairs = rank_correlation_before(curves, result, event.trial, event.step)
+            rho, pairs = unselected_rank_correlation_before(
+                curves, result, event.trial, event.step, self.min_correlation, self.min_pairs
+            )
             if not self._ok(rho, pairs):
                 self.violations.append(
                     f"trial {event.trial}: pruned at step {event.step}; recomputed "

@@ -29,13 +29,16 @@ from optuna_nas.benchmarks._replay import (
     ReplayResult,
     ReplayScore,
     random_orders,
-    rank_correlation_before,
     reference_pick,
     replay_study,
     replay_top_k,
     run_methods,
     score_replay,
     summarize_scores,
+)
+from optuna_nas.benchmarks._replay_audit import (
+    rank_correlation_before,
+    unselected_rank_correlation_before,
 )
 from optuna_nas.benchmarks._runner import (
     DEFAULT_BUDGET_SECONDS,
@@ -100,6 +103,7 @@ __all__ = [
     "format_table",
     "random_orders",
     "rank_correlation_before",
+    "unselected_rank_correlation_before",
     "reference_pick",
     "replay_study",
     "replay_top_k",

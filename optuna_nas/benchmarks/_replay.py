@@ -411,35 +411,6 @@ def run_methods(
     return scores
 
 
-def rank_correlation_before(
-    curves: Sequence[Curve], result: ReplayResult, position: int, step: int
-) -> tuple[float | None, int]:
-    """Spearman correlation between ``step`` and the final step, as known at ``position``.
-
-    Recomputed from the replay itself, independently of any pruner: over the trials that
-    ran before ``position`` and reported both ``step`` and their curve's last step, the
-    rank correlation of the values there. Use it to audit a pruner that promises to prune
-    only at rungs that rank trials like the final rung.
-
-    Returns:
-        ``(correlation, pairs)``; the correlation is ``None`` with fewer than 3 pairs or
-        when either side is constant.
-    """
-    from scipy.stats import spearmanr
-
-    pairs = [
-        (curves[i].values[step], curves[i].final)
-        for i, n in zip(result.order[:position], result.n_steps[:position], strict=True)
-        if n == len(curves[i].values) and step < n
-    ]
-    if len(pairs) < 3:
-        return None, len(pairs)
-    low, high = zip(*pairs, strict=True)
-    if len(set(low)) < 2 or len(set(high)) < 2:
-        return None, len(pairs)
-    return float(spearmanr(low, high).statistic), len(pairs)
-
-
 def _check_order(curves: Sequence[Curve], order: Sequence[int]) -> None:
     if not order:
         raise ValueError("order is empty; give at least one curve index")
@@ -467,7 +438,6 @@ __all__ = [
     "ReplayResult",
     "ReplayScore",
     "random_orders",
-    "rank_correlation_before",
     "reference_pick",
     "replay_study",
     "replay_top_k",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import optuna
 import pytest
 from scipy.stats import spearmanr
@@ -186,3 +187,28 @@ def test_run_methods_scores_every_method_on_every_order_with_real_pruners() -> N
     assert [s.steps_saved for s in again] == [
         s.steps_saved for s in scores if s.method == "hyperband"
     ]
+
+
+def test_unselected_correlation_matches_what_the_fidelity_pruner_publishes() -> None:
+    from optuna_nas.benchmarks import unselected_rank_correlation_before
+
+    rng = np.random.RandomState(0)
+    curves = []
+    for _ in range(60):
+        level = rng.uniform(0.3, 0.9)
+        noise = rng.normal(0, 0.05, 10)
+        curves.append(
+            Curve(tuple(float(v) for v in level * (1 - np.exp(-np.arange(1, 11) / 3)) + noise))
+        )
+    pruner = pruners.LowFidelityPruner(max_step=9)
+    result = replay_study(curves, tuple(range(60)), pruner)
+    assert result.events  # the pruner did prune, so the check below ran
+    for event in result.events:
+        published = {e["step"]: e for e in event.study_user_attrs[pruners.RANK_CORRELATION_ATTR]}[
+            event.step
+        ]
+        rho, pairs = unselected_rank_correlation_before(
+            curves, result, event.trial, event.step, 0.6, 6
+        )
+        assert pairs == published["pairs"]
+        assert rho == pytest.approx(published["correlation"])
