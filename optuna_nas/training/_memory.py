@@ -58,13 +58,17 @@ BUDGET_FRACTION = 0.9
 
 
 def estimate_training_memory(
-    model: nn.Module, input_shape: Sequence[int], batch_size: int, *, probe_batch: int = 2
+    model: nn.Module,
+    inputs: Sequence[int] | torch.Tensor,
+    batch_size: int,
+    *,
+    probe_batch: int = 2,
 ) -> int:
     """Bytes one AdamW training step of ``model`` keeps alive at ``batch_size``, in float32.
 
     Parameters count four times (the weights, their gradients and AdamW's two moments).
     Activations are counted exactly on a probe: a forward and backward pass of
-    ``probe_batch`` random inputs through a copy of ``model`` on the CPU, recording every
+    ``probe_batch`` inputs through a copy of ``model`` on the CPU, recording every
     tensor autograd saves for the backward pass (once per storage); they are scaled to
     ``batch_size``, with the input batch. bfloat16 autocast keeps many activations in
     half the bytes, so on CUDA this is an upper bound. The model itself is left untouched
@@ -72,7 +76,9 @@ def estimate_training_memory(
 
     Args:
         model: The network, on any device.
-        input_shape: Shape of one input example.
+        inputs: Shape of one input example (the probe draws random values), or a batch
+            of real inputs whose first ``probe_batch`` examples the probe uses (needed
+            when the model takes anything but floats, e.g. token ids).
         batch_size: Examples per training step.
         probe_batch: Examples in the probe; at least 2 (BatchNorm needs two).
 
@@ -96,7 +102,13 @@ def estimate_training_memory(
 
     probe = copy.deepcopy(model).cpu().float().train()
     with torch.random.fork_rng():
-        x = torch.randn(probe_batch, *input_shape)
+        if isinstance(inputs, torch.Tensor):
+            if len(inputs) < probe_batch:
+                raise ValueError(f"the probe needs {probe_batch} inputs, got {len(inputs)}")
+            x = inputs[:probe_batch].cpu()
+            x = x.float() if x.is_floating_point() else x
+        else:
+            x = torch.randn(probe_batch, *inputs)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = probe(x)
             target = torch.zeros(out.shape[0], dtype=torch.long)
@@ -127,7 +139,7 @@ class GpuMemoryLedger:
 
     Args:
         path: The ledger file; every process sharing the GPU uses the same one. Its
-            folder must exist.
+            folder is created if needed.
         capacity_bytes: What reservations may fill together.
         poll_interval: Seconds between looks at the ledger while waiting.
 
@@ -145,6 +157,7 @@ class GpuMemoryLedger:
         if capacity_bytes < 1:
             raise ValueError(f"capacity_bytes must be positive, got {capacity_bytes}")
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.capacity_bytes = int(capacity_bytes)
         self.poll_interval = poll_interval
 
@@ -160,7 +173,6 @@ class GpuMemoryLedger:
         index = device.index if device.index is not None else torch.cuda.current_device()
         gpu = os.environ.get(LEDGER_GPU_ENV, str(index))
         total = torch.cuda.get_device_properties(index).total_memory
-        Path(folder).mkdir(parents=True, exist_ok=True)
         return cls(Path(folder) / f"gpu-{gpu}.json", int(total * BUDGET_FRACTION))
 
     def reservations(self) -> dict[str, dict[str, Any]]:
@@ -243,7 +255,7 @@ class GpuMemoryLedger:
 def reserve_for_training(
     ledger: GpuMemoryLedger | None,
     model: nn.Module,
-    input_shape: Sequence[int],
+    inputs: Sequence[int] | torch.Tensor,
     batch_size: int,
     trial: optuna.trial.BaseTrial | None,
 ) -> Iterator[Reservation | None]:
@@ -251,12 +263,28 @@ def reserve_for_training(
 
     With ``ledger=None`` it does nothing. Otherwise the estimate times
     :data:`MEMORY_MARGIN`, the wait and whether the trial runs alone go to the trial's
-    user attributes.
+    user attributes. A model the probe cannot run trains without a reservation; the log
+    says so once per process and the trial records why
+    (``optuna_nas:gpu_memory_estimate_error``).
     """
     if ledger is None:
         yield None
         return
-    estimate = int(estimate_training_memory(model, input_shape, batch_size) * MEMORY_MARGIN)
+    try:
+        estimate = int(estimate_training_memory(model, inputs, batch_size) * MEMORY_MARGIN)
+    except Exception as err:  # any model may fail on a probe it was not written for
+        reason = f"{type(err).__name__}: {err}"[:200]
+        if not _warned:
+            _logger.warning(
+                "cannot estimate the GPU memory of this model (%s); trials train without "
+                "a reservation, so concurrent trials may run out of memory",
+                reason,
+            )
+            _warned.append(True)
+        if trial is not None:
+            trial.set_user_attr(_keys.GPU_MEMORY_ESTIMATE_ERROR, reason)
+        yield None
+        return
     number = getattr(trial, "number", None)
     with ledger.reserve(estimate, "a run" if number is None else f"trial {number}") as held:
         if trial is not None:
@@ -267,6 +295,9 @@ def reserve_for_training(
             }.items():
                 trial.set_user_attr(key, value)
         yield held
+
+
+_warned: list[bool] = []  # the estimate failure is logged once per process
 
 
 def _alive(pid: int) -> bool:

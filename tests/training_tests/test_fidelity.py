@@ -6,7 +6,7 @@ import torch
 from optuna.trial import TrialState
 from scipy.stats import spearmanr
 
-from optuna_nas import Fidelity, data, spaces
+from optuna_nas import Fidelity, _keys, data, spaces
 from optuna_nas.nn import count_params
 from optuna_nas.pruners import RANK_CORRELATION_ATTR, LowFidelityPruner, ObjectivePruner
 from optuna_nas.training import fit, seed_everything
@@ -148,6 +148,9 @@ def test_resolution_needs_images(digits: data.Dataset, device: torch.device) -> 
         fit(_arch(), flat, fidelity=Fidelity(epochs=1, resolution=4), device=device)
 
 
+UNSELECTED = f"{_keys.FIDELITY_UNSELECTED_PREFIX}0"
+
+
 def test_a_ladder_study_prunes_only_at_trusted_rungs(
     digits: data.Dataset, device: torch.device
 ) -> None:
@@ -174,10 +177,13 @@ def test_a_ladder_study_prunes_only_at_trusted_rungs(
     for trial in trials:
         if trial.state != TrialState.PRUNED:
             continue
-        # Trials ran one after another: the earlier ones are all the pruner knew of.
+        # Trials ran one after another: the earlier ones are all the pruner knew of, and
+        # it measures the rung on those that passed it while it was not pruning.
         earlier = trials[: trial.number]
         pairs = [
-            (t.intermediate_values[0], t.value) for t in earlier if t.state == TrialState.COMPLETE
+            (t.intermediate_values[0], t.value)
+            for t in earlier
+            if t.state == TrialState.COMPLETE and t.system_attrs.get(UNSELECTED)
         ]
         assert len(pairs) >= 6
         assert spearmanr(*zip(*pairs, strict=True)).statistic >= 0.3
@@ -186,7 +192,10 @@ def test_a_ladder_study_prunes_only_at_trusted_rungs(
         )
         assert trial.intermediate_values[0] < rung0[len(rung0) // 3 - 1]
 
-    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    finished = [
+        t for t in trials if t.state == TrialState.COMPLETE and t.system_attrs.get(UNSELECTED)
+    ]
+    assert len(finished) >= 6
     row = pruner.rank_correlations(study)[0]
     expected = spearmanr([t.intermediate_values[0] for t in finished], [t.value for t in finished])
     assert row.pairs == len(finished)

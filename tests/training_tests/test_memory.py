@@ -171,3 +171,34 @@ def test_a_pool_gives_gpu_workers_the_ledger_folder() -> None:
     assert off[training.LEDGER_DIR_ENV] == ""
     cpu = worker_environment(config, WorkerSlot(0), 2, {"OPTUNA_NAS_GPU_LEDGER_ID": "1"})
     assert "OPTUNA_NAS_GPU_LEDGER_ID" not in cpu
+
+
+class _TokenModel(nn.Module):
+    """Takes token ids: a random float probe would crash it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x).mean(1))
+
+
+def test_the_estimate_takes_real_inputs_and_a_failing_probe_is_reported(tmp_path: Path) -> None:
+    model = _TokenModel()
+    tokens = torch.randint(0, 50, (4, 6))
+    assert estimate_training_memory(model, tokens, batch_size=16) > 0
+    with pytest.raises(ValueError, match="probe needs 2"):
+        estimate_training_memory(model, tokens[:1], batch_size=16)
+
+    ledger = GpuMemoryLedger(tmp_path / "sub" / "gpu-0.json", capacity_bytes=2**30)
+    study = optuna.create_study()
+    trial = study.ask()
+    from optuna_nas.training._memory import reserve_for_training
+
+    with reserve_for_training(ledger, model, (6,), 16, trial) as held:  # floats: crashes
+        assert held is None
+    assert "indices" in trial.user_attrs[_keys.GPU_MEMORY_ESTIMATE_ERROR]
+    with reserve_for_training(ledger, model, tokens, 16, trial) as held:
+        assert held is not None and held.nbytes > 0
