@@ -205,7 +205,8 @@ def fit(
     flops = estimate_flops(model, data.input_shape)
     if memory_ledger is None:
         memory_ledger = GpuMemoryLedger.from_environment(dev)
-    probe = data.input_shape  # the memory estimate's inputs: real ones where there are two
+    # The memory estimate's inputs: real ones where there are two.
+    probe: tuple[int, ...] | torch.Tensor = tuple(data.input_shape)
     if memory_ledger is not None and len(data.train.y) >= 2:
         probe = data.train.decode(data.train.x[:2])
     with reserve_for_training(memory_ledger, model, probe, batch_size, trial):
