@@ -146,9 +146,17 @@ class GpuMemoryLedger:
     Example:
         .. code-block:: python
 
-            ledger = GpuMemoryLedger("/tmp/gpu0.json", capacity_bytes=70 * 2**30)
-            with ledger.reserve(estimate_training_memory(model, (3, 32, 32), 256)):
-                ...  # train
+            import tempfile
+
+            from torch import nn
+
+            from optuna_nas.training import GpuMemoryLedger, estimate_training_memory
+
+            model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+            ledger = GpuMemoryLedger(tempfile.mkdtemp() + "/gpu-0.json", 70 * 2**30)
+            need = estimate_training_memory(model, (3, 32, 32), batch_size=256)
+            with ledger.reserve(need, "my run") as held:
+                print(f"waited {held.waited_seconds:.1f} s")  # then train
     """
 
     def __init__(
