@@ -11,6 +11,10 @@ curves as a PNG.
         --output benchmarks/results/sampler_suite.md \
         --plot benchmarks/results/sampler_suite_anytime.png
 
+The runs file holds values looked up in NAS-Bench-201's tables, which are not the
+project's to copy: keep it local (``benchmarks/results/sampler_suite*.jsonl`` is ignored by
+git) and commit the table and the plot.
+
 NAS-Bench-201's tables are read from ``--nb201-dir`` or ``$OPTUNA_NAS_NB201_DIR``;
 NAS-Bench-Graph's ship with the ``nas-bench-graph`` package; SMAC3 is the ``smac`` package.
 """
