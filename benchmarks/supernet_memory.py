@@ -34,30 +34,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from optuna_nas import oneshot, spaces
+from optuna_nas import oneshot, spaces, training
 
 
 def _saved_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
     """Bytes of the activations one forward pass saves for backward, and of the gradients
     the backward pass then writes."""
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if t.requires_grad and isinstance(t, nn.Parameter):
-            return t  # a parameter is counted with the parameters
-        storage = t.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
     model.zero_grad(set_to_none=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = nn.functional.cross_entropy(model(x), y)
-    loss.backward()
+    saved = training.saved_activation_bytes(model, x, y)
     grads = sum(
         p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None
     )
-    seen.pop(x.untyped_storage().data_ptr(), None)
-    return sum(seen.values()), int(grads)
+    return saved, int(grads)
 
 
 def _param_bytes(model: nn.Module) -> int:

@@ -26,6 +26,7 @@ from optuna_nas.training._memory import (
     GpuMemoryLedger,
     Reservation,
     estimate_training_memory,
+    saved_activation_bytes,
 )
 from optuna_nas.training._result import FAIL_REASON_ATTR, FitResult, TrainingDiverged
 
@@ -39,6 +40,7 @@ __all__ = [
     "MEMORY_MARGIN",
     "Reservation",
     "estimate_training_memory",
+    "saved_activation_bytes",
     "INHERIT_LR_SCALE",
     "INHERITED_ATTR",
     "MODEL_TENSORS_ATTR",

@@ -92,14 +92,6 @@ def estimate_training_memory(
     params = list(model.parameters())
     param_bytes = sum(p.numel() * 4 for p in params if p.requires_grad)
     frozen_bytes = sum(p.numel() * 4 for p in params if not p.requires_grad)
-    saved: dict[tuple[int, int], int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if not isinstance(t, nn.Parameter):
-            storage = t.untyped_storage()
-            saved[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
-        return t
-
     probe = copy.deepcopy(model).cpu().float().train()
     with torch.random.fork_rng():
         if isinstance(inputs, torch.Tensor):
@@ -109,14 +101,38 @@ def estimate_training_memory(
             x = x.float() if x.is_floating_point() else x
         else:
             x = torch.randn(probe_batch, *inputs)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = probe(x)
-            target = torch.zeros(out.shape[0], dtype=torch.long)
-            loss = nn.functional.cross_entropy(out.reshape(out.shape[0], -1), target)
-        loss.backward()
-    saved.pop((x.untyped_storage().data_ptr(), x.untyped_storage().nbytes()), None)
-    per_example = (sum(saved.values()) + x.nbytes) / probe_batch
+        saved = saved_activation_bytes(probe, x)
+    per_example = (saved + x.nbytes) / probe_batch
     return int(4 * param_bytes + frozen_bytes + per_example * batch_size)
+
+
+def saved_activation_bytes(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None
+) -> int:
+    """Bytes of the tensors one forward pass of ``model`` on ``x`` saves for backward.
+
+    Every tensor autograd keeps is counted once per storage, through
+    ``torch.autograd.graph.saved_tensors_hooks``; parameters (counted with the
+    parameters) and the input batch itself are left out. The loss is the cross-entropy
+    against ``target`` (class 0 for every example by default), and the backward pass
+    runs, so ``model``'s gradients are written.
+    """
+    saved: dict[tuple[int, int], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if not isinstance(t, nn.Parameter):
+            storage = t.untyped_storage()
+            saved[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+        if target is None:
+            target = torch.zeros(out.shape[0], dtype=torch.long, device=out.device)
+        loss = nn.functional.cross_entropy(out.reshape(out.shape[0], -1), target)
+    loss.backward()
+    saved.pop((x.untyped_storage().data_ptr(), x.untyped_storage().nbytes()), None)
+    return sum(saved.values())
 
 
 @dataclass
