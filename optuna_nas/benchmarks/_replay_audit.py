@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from optuna_nas.benchmarks._replay import Curve, ReplayResult
 
@@ -21,19 +21,7 @@ def rank_correlation_before(
         ``(correlation, pairs)``; the correlation is ``None`` with fewer than 3 pairs or
         when either side is constant.
     """
-    from scipy.stats import spearmanr
-
-    pairs = [
-        (curves[i].values[step], curves[i].final)
-        for i, n in zip(result.order[:position], result.n_steps[:position], strict=True)
-        if n == len(curves[i].values) and step < n
-    ]
-    if len(pairs) < 3:
-        return None, len(pairs)
-    low, high = zip(*pairs, strict=True)
-    if len(set(low)) < 2 or len(set(high)) < 2:
-        return None, len(pairs)
-    return float(spearmanr(low, high).statistic), len(pairs)
+    return _finished_correlation(curves, result, range(position), step)
 
 
 def unselected_rank_correlation_before(
@@ -59,29 +47,35 @@ def unselected_rank_correlation_before(
         reached their last step; the correlation is ``None`` as in
         :func:`rank_correlation_before`.
     """
-    from scipy.stats import spearmanr
-
-    def correlation(members: list[int]) -> tuple[float | None, int]:
-        pairs = [
-            (curves[i].values[step], curves[i].final)
-            for i, n in ((result.order[p], result.n_steps[p]) for p in members)
-            if n == len(curves[i].values)
-        ]
-        if len(pairs) < 3:
-            return None, len(pairs)
-        low, high = zip(*pairs, strict=True)
-        if len(set(low)) < 2 or len(set(high)) < 2:
-            return None, len(pairs)
-        return float(spearmanr(low, high).statistic), len(pairs)
-
     unselected: list[int] = []
     for p in range(position):
         if result.n_steps[p] <= step:
             continue
-        rho, pairs = correlation(unselected)
+        rho, pairs = _finished_correlation(curves, result, unselected, step)
         if rho is None or pairs < min_pairs or rho < min_correlation:
             unselected.append(p)
-    return correlation(unselected)
+    return _finished_correlation(curves, result, unselected, step)
+
+
+def _finished_correlation(
+    curves: Sequence[Curve], result: ReplayResult, positions: Iterable[int], step: int
+) -> tuple[float | None, int]:
+    """Spearman correlation between ``step`` and the last step over the trials at
+    ``positions`` that reached their curve's last step; ``None`` with fewer than 3 such
+    trials or when either side is constant."""
+    from scipy.stats import spearmanr
+
+    pairs = [
+        (curves[i].values[step], curves[i].final)
+        for i, n in ((result.order[p], result.n_steps[p]) for p in positions)
+        if n == len(curves[i].values) and step < n
+    ]
+    if len(pairs) < 3:
+        return None, len(pairs)
+    low, high = zip(*pairs, strict=True)
+    if len(set(low)) < 2 or len(set(high)) < 2:
+        return None, len(pairs)
+    return float(spearmanr(low, high).statistic), len(pairs)
 
 
 __all__ = ["rank_correlation_before", "unselected_rank_correlation_before"]
