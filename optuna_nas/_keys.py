@@ -90,7 +90,11 @@ RETRY_OF = "optuna_nas:retry_of"
 RETRY_REASON = "optuna_nas:retry_reason"
 """Why the trial a retry repeats failed."""
 ONESHOT_SCORE = "optuna_nas:oneshot_score"
-"""The trial's architecture scored with a supernet's shared weights (validation accuracy)."""
+"""The trial's architecture scored with a supernet's shared weights (validation accuracy or
+negative loss); on a search's derived trial with ``ONESHOT_PROXY``, the combined estimate."""
+ONESHOT_PROXY = "optuna_nas:oneshot_proxy"
+"""The zero-cost proxy the one-shot search that derived the trial combined with the shared
+weights' score."""
 ONESHOT_STRATEGY = "optuna_nas:oneshot_strategy"
 """How the trial's architecture was found: the supernet's training (``spos``, ``fair``) or
 the gradient method (``darts``, ``gdas``, ``drnas``)."""
@@ -98,7 +102,8 @@ ARCHITECTURE_WEIGHTS = "optuna_nas:architecture_weights"
 """The architecture distribution of the gradient search that derived the trial, after each
 epoch: ``{"decisions": {name: [candidate, ...]}, "epochs": [[[p, ...], ...], ...]}``."""
 PROXY_SCORE = "optuna_nas:proxy_score"
-"""The zero-cost proxy score of an architecture that a proxy chose to enqueue."""
+"""The zero-cost proxy score of the trial's architecture (an estimate rung, a proxy-seeded
+trial, or a weight-sharing objective with a proxy)."""
 STUDY_SUPERNET = "optuna_nas:supernet_artifact"
 """Artifact id of the study's trained supernet checkpoint (``optuna-nas oneshot``)."""
 LCE_PREDICTED_MEAN = "optuna_nas:lce_predicted_mean"

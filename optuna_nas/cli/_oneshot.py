@@ -62,6 +62,12 @@ def add_parser(sub: Any) -> None:
         help="weight-sharing score of spos and fair: validation accuracy or negative loss",
     )
     oneshot.add_argument(
+        "--proxy",
+        default=None,
+        help="a zero-cost proxy (e.g. zico) averaged with the weight-sharing score, each on "
+        "a robust scale; spos and fair only",
+    )
+    oneshot.add_argument(
         "--final-epochs",
         type=positive_int,
         default=20,
@@ -108,6 +114,16 @@ def run(args: argparse.Namespace) -> int:
                 f"one of: {', '.join(strategies)}"
             )
         gradient = args.strategy in oneshot.GRADIENT_METHODS
+        if args.proxy is not None and args.proxy not in oneshot.PROXIES:
+            raise ValueError(
+                f"--proxy {args.proxy!r} is no zero-cost proxy; choose one of: "
+                f"{', '.join(oneshot.PROXIES)}"
+            )
+        if gradient and args.proxy is not None:
+            raise ValueError(
+                f"--proxy serves spos and fair; --strategy {args.strategy} derives its "
+                "architecture from its own weights, so leave --proxy out"
+            )
         if gradient and args.checkpoint is not None:
             raise ValueError(
                 f"--checkpoint serves spos and fair; --strategy {args.strategy} trains its own "
@@ -158,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         else f"{args.strategy} supernet, "
         + ("from the checkpoint" if checkpoint else f"{args.epochs} epochs")
         + f", {args.candidates} candidates"
+        + (f", {args.score} score with {args.proxy}" if args.proxy else "")
     )
     print(
         f"One-shot search of {space!r} on {dataset.name}: {how}; study={study_name!r}, "
@@ -172,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         candidates=args.candidates,
         metric=args.score,
+        proxy=args.proxy,
         seed=args.seed,
         checkpoint=checkpoint,
         artifact_store=store,
@@ -185,7 +203,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"Supernet: {result.supernet_seconds:.0f} s; search: {result.search_seconds:.0f} s;"
-            f" one-shot score {result.oneshot_score:.4f}"
+            + (
+                f" combined score {result.oneshot_score:.4f} ({args.score} with {args.proxy})"
+                if args.proxy
+                else f" one-shot score {result.oneshot_score:.4f}"
+            )
         )
     value = "failed" if result.value is None else f"valid accuracy {result.value:.4f}"
     print(f"Derived architecture, trial #{result.trial} ({value}): {arch}", file=sys.stdout)

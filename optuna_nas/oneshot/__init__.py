@@ -7,13 +7,16 @@ after recalibrating its batch norms. :meth:`Supernet.subnet` takes an architectu
 an ordinary module with its inherited weights.
 
 :func:`zero_cost_score` scores an untrained network on one batch with a proxy from
-:data:`PROXIES` (SynFlow, SNIP, grad_norm, NASWOT, Jacobian covariance) or a baseline
-(parameters, FLOPs). Their rank correlation with stand-alone training is measured in
-``benchmarks/zero_cost.py``.
+:data:`PROXIES` (SynFlow, SNIP, grad_norm, NASWOT, Jacobian covariance, ZiCo) or a
+baseline (parameters, FLOPs); their rank correlation with stand-alone training is measured
+in ``benchmarks/zero_cost.py``. :class:`CombinedScore` averages the one-shot score with a
+proxy, each on a robust scale, which ranks better than either alone
+(``benchmarks/oneshot_rank.py --proxy``).
 """
 
 from __future__ import annotations
 
+from optuna_nas.oneshot._combined import CombinedScore
 from optuna_nas.oneshot._gradient import (
     GRADIENT_METHODS,
     GradientSearchResult,
@@ -27,9 +30,11 @@ from optuna_nas.oneshot._proxies import (
     jacob_cov,
     naswot,
     params,
+    proxy_score,
     snip,
     synflow,
     zero_cost_score,
+    zico,
 )
 from optuna_nas.oneshot._rung import EstimateRung
 from optuna_nas.oneshot._search import (
@@ -48,6 +53,7 @@ from optuna_nas.oneshot._train import (
 )
 
 __all__ = [
+    "CombinedScore",
     "EstimateRung",
     "GRADIENT_METHODS",
     "GradientSearchResult",
@@ -73,6 +79,8 @@ __all__ = [
     "naswot",
     "params",
     "snip",
+    "proxy_score",
     "synflow",
     "zero_cost_score",
+    "zico",
 ]

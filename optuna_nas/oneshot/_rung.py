@@ -101,17 +101,14 @@ class EstimateRung:
 
     def score(self, arch: Architecture) -> float:
         """The estimate of ``arch``: higher foretells better."""
-        from optuna_nas.oneshot._proxies import zero_cost_score
+        from optuna_nas.oneshot._proxies import proxy_score
         from optuna_nas.oneshot._train import score_architecture
 
         if self.supernet is not None:
             return score_architecture(self.supernet, arch, self.data, device=self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = arch.build(self.data.input_shape, self.data.num_classes)
-        return zero_cost_score(
-            model,
-            self.data.train,
+        return proxy_score(
+            arch,
+            self.data,
             self.proxy,
             batch_size=self.batch_size,
             seed=self.seed,

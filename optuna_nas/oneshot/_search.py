@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
 
 from optuna_nas import _keys
+from optuna_nas.oneshot._combined import CombinedScore
 from optuna_nas.oneshot._supernet import Supernet, build_supernet
 from optuna_nas.oneshot._train import score_architecture
 
@@ -29,7 +31,8 @@ class WeightSharingObjective:
 
     Any sampler can search on it (SPOS's search is evolution on this objective): a trial
     takes seconds instead of a training run. The score goes to the trial's
-    ``optuna_nas:oneshot_score`` user attribute as well as being its value.
+    ``optuna_nas:oneshot_score`` user attribute as well as being its value; with a
+    ``proxy``, the value is the combined estimate.
 
     Args:
         space: The space the trials suggest from; the supernet's.
@@ -38,6 +41,14 @@ class WeightSharingObjective:
         recalibration_batches: Training batches for each path's batch-norm statistics.
         device: ``None`` picks CUDA, then MPS, then the CPU.
         metric: ``"accuracy"`` or ``"loss"`` (see :func:`score_architecture`).
+        proxy: A zero-cost proxy (a name of :data:`PROXIES`, e.g. ``"zico"``) to combine
+            with the one-shot score (see :class:`CombinedScore`): the trial's value is then
+            the combined estimate, and the proxy's score goes to the
+            ``optuna_nas:proxy_score`` user attribute. ``None`` scores with shared weights
+            alone.
+        reference_size: Architectures that put the two scores on one scale, when ``proxy``
+            is given; scoring them is part of the construction.
+        seed: Seeds that reference sample and the proxy's initialisation and batch.
 
     Example:
         .. code-block:: python
@@ -62,6 +73,9 @@ class WeightSharingObjective:
         recalibration_batches: int = 8,
         device: str | torch.device | None = None,
         metric: str = "accuracy",
+        proxy: str | None = None,
+        reference_size: int = 64,
+        seed: int = 0,
     ) -> None:
         if supernet.space.name != space.name or supernet.space.config != space.config:
             raise ValueError(
@@ -74,9 +88,29 @@ class WeightSharingObjective:
         self.recalibration_batches = recalibration_batches
         self.device = device
         self.metric = metric
+        self.combined = (
+            None
+            if proxy is None
+            else CombinedScore(
+                space,
+                supernet,
+                data,
+                proxy=proxy,
+                metric=metric,
+                reference_size=reference_size,
+                recalibration_batches=recalibration_batches,
+                seed=seed,
+                device=device,
+            )
+        )
 
     def __call__(self, trial: optuna.Trial) -> float:
         arch = self.space.suggest(trial)
+        if self.combined is not None:
+            oneshot, proxy = self.combined.components(arch)
+            trial.set_user_attr(_keys.ONESHOT_SCORE, oneshot)
+            trial.set_user_attr(_keys.PROXY_SCORE, proxy if math.isfinite(proxy) else None)
+            return self.combined.combine(oneshot, proxy)
         score = score_architecture(
             self.supernet,
             arch,
@@ -152,15 +186,18 @@ def derive_architecture(
     seed: int = 0,
     device: str | torch.device | None = None,
     metric: str = "accuracy",
+    proxy: str | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Searches the supernet with weight-sharing scores and returns the best architecture.
 
     An in-memory Optuna study of ``candidates`` trials runs :class:`WeightSharingObjective`
     with ``sampler`` (regularized evolution, as SPOS searches, by default), scoring with
-    ``metric`` (see :func:`score_architecture`).
+    ``metric`` (see :func:`score_architecture`), combined with the zero-cost ``proxy`` when
+    one is named (see :class:`CombinedScore`).
 
     Returns:
-        The best architecture's parameters and its one-shot score.
+        The best architecture's parameters and its score (the combined estimate, with a
+        ``proxy``).
     """
     from optuna_nas.samplers import create
 
@@ -169,7 +206,9 @@ def derive_architecture(
         sampler=sampler or create("evolution", seed=seed, space=space),
     )
     study.optimize(
-        WeightSharingObjective(space, supernet, data, device=device, metric=metric),
+        WeightSharingObjective(
+            space, supernet, data, device=device, metric=metric, proxy=proxy, seed=seed
+        ),
         n_trials=candidates,
     )
     return dict(study.best_trial.params), float(study.best_value)

@@ -60,6 +60,7 @@ def oneshot_search(
     epochs: int = 10,
     candidates: int = 100,
     metric: str = "accuracy",
+    proxy: str | None = None,
     seed: int = 0,
     checkpoint: bytes | None = None,
     artifact_store: ArtifactStore | None = None,
@@ -93,6 +94,8 @@ def oneshot_search(
         candidates: Architectures the weight-sharing search scores.
         metric: The weight-sharing score, ``"accuracy"`` or ``"loss"`` (see
             :func:`optuna_nas.oneshot.score_architecture`).
+        proxy: A zero-cost proxy to combine with the weight-sharing score (see
+            :class:`optuna_nas.oneshot.CombinedScore`), or ``None``.
         seed: Seeds the supernet's training and the search.
         checkpoint: A supernet checkpoint (:func:`optuna_nas.oneshot.save_supernet`) to use
             instead of training one.
@@ -154,13 +157,18 @@ def oneshot_search(
         seed=seed,
         device=training.device,
         metric=metric,
+        proxy=proxy,
     )
     search_seconds = time.perf_counter() - start
     trial = _train_derived(
         study,
         ArchitectureObjective(space, dataset, training, seed=seed, artifact_store=artifact_store),
         params,
-        {_keys.ONESHOT_SCORE: score, _keys.ONESHOT_STRATEGY: strategy},
+        {
+            _keys.ONESHOT_SCORE: score,
+            _keys.ONESHOT_STRATEGY: strategy,
+            **({_keys.ONESHOT_PROXY: proxy} if proxy else {}),
+        },
     )
     return OneShotResult(
         trial=trial.number,

@@ -69,6 +69,24 @@ def test_naswot_counts_distinct_activation_patterns() -> None:
     assert math.isfinite(oneshot.naswot(net, distinct, y))
 
 
+def test_zico_is_the_log_inverse_coefficient_of_variation_of_each_layers_gradients() -> None:
+    torch.manual_seed(0)
+    net = nn.Linear(3, 2)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 1, 0])
+    grads = []
+    for part in (slice(0, 2), slice(2, 4)):
+        net.zero_grad()
+        nn.functional.cross_entropy(net(x[part]), y[part]).backward()
+        grads.append(net.weight.grad.clone().double())
+    g = torch.stack(grads)
+    expected = math.log(float((g.abs().mean(0) / g.std(0, unbiased=False)).sum()))
+    assert oneshot.zico(net, x, y, chunks=2) == pytest.approx(expected)
+    # Identical halves give identical gradients: no weight varies, so no layer counts.
+    same = torch.cat([x[:2], x[:2]])
+    assert oneshot.zico(net, same, torch.cat([y[:2], y[:2]]), chunks=2) == 0.0
+
+
 def test_unknown_proxy_is_named(dataset: data.Dataset) -> None:
     with pytest.raises(ValueError, match=r"unknown zero-cost proxy 'bogus'.*synflow"):
         oneshot.zero_cost_score(_model(), dataset.train, "bogus")

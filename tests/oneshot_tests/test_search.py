@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,12 @@ def test_oneshot_cli_adds_the_derived_architecture_as_a_trial(
     trials = optuna.load_study(study_name="os", storage="sqlite:///optuna_nas.db").trials
     assert len(trials) == 2
     assert trials[1].user_attrs["optuna_nas:oneshot_score"] < 0  # a negative loss
+    # A proxy combined with the shared weights' score is named on the derived trial.
+    assert main([*rerun, "--proxy", "zico"]) == 0
+    out = capsys.readouterr().out
+    assert "loss score with zico" in out and "combined score" in out
+    third = optuna.load_study(study_name="os", storage="sqlite:///optuna_nas.db").trials[2]
+    assert third.user_attrs["optuna_nas:oneshot_proxy"] == "zico"
 
     before = (tmp_path / "optuna_nas.db").read_bytes()
     for bad, message in (
@@ -89,8 +96,45 @@ def test_oneshot_cli_adds_the_derived_architecture_as_a_trial(
         (["--checkpoint", str(checkpoint), "--space-arg", "channels=8"], "not of 'nb201'"),
         (["--checkpoint", "missing.pt"], "--checkpoint missing.pt"),
         (["--dataset", "missing.npz"], "no such file or folder"),
+        (["--proxy", "bogus"], "--proxy 'bogus' is no zero-cost proxy"),
+        (["--strategy", "darts", "--proxy", "zico"], "--proxy serves spos and fair"),
     ):
         assert main(["oneshot", *common, *bad, "--study-name", "other"]) == 2, bad
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, (bad, err)
     assert (tmp_path / "optuna_nas.db").read_bytes() == before
+
+
+def test_a_proxy_combined_with_shared_weights_is_a_fixed_scale_average(
+    dataset, device: torch.device
+) -> None:
+    space = _space()
+    supernet = oneshot.build_supernet(space, dataset.input_shape, dataset.num_classes)
+    oneshot.train_supernet(supernet, dataset, epochs=1, device=device)
+    objective = oneshot.WeightSharingObjective(
+        space, supernet, dataset, metric="loss", proxy="zico", reference_size=12, device=device
+    )
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(objective, n_trials=4)
+    combined = objective.combined
+    assert combined is not None
+    for trial in study.trials:
+        arch = space.from_params(trial.params)
+        shared = trial.user_attrs["optuna_nas:oneshot_score"]
+        proxy = trial.user_attrs["optuna_nas:proxy_score"]
+        assert shared == pytest.approx(
+            oneshot.score_architecture(supernet, arch, dataset, device=device, metric="loss")
+        )
+        assert proxy == pytest.approx(oneshot.proxy_score(arch, dataset, "zico", device=device))
+        # The value depends on the architecture alone: scored again, it is the same.
+        assert trial.value == pytest.approx(combined.score(arch))
+    # Each part is standardised, so a better one-shot score with the same proxy score
+    # raises the combination, and the two parts weigh the same on their scales.
+    low = combined.combine(-2.0, 0.0)
+    assert combined.combine(-1.0, 0.0) > low
+    # An undefined proxy score counts as the reference sample's lowest, not as -inf.
+    assert math.isfinite(combined.combine(-1.0, -math.inf))
+    with pytest.raises(ValueError, match="unknown proxy 'bogus'"):
+        oneshot.CombinedScore(space, supernet, dataset, proxy="bogus")
+    with pytest.raises(ValueError, match="reference_size must be an integer >= 8"):
+        oneshot.CombinedScore(space, supernet, dataset, reference_size=4)
