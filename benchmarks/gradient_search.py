@@ -8,11 +8,11 @@ ground truth's network settings) is searched on the ground truth's dataset: with
 regularized evolution over ``--candidates`` weight-sharing scores
 (:func:`~optuna_nas.oneshot.derive_architecture`), as ``optuna-nas oneshot`` does. The
 found cell is then trained stand-alone with the ground truth's recipe (``fit`` defaults,
-its epochs, train seed 0) unless the ground truth already holds it, and its test accuracy
-is placed among the ground truth's cells: the percentile is the share of ground-truth cells
-whose test accuracy is strictly lower. The cost is the search's wall time (supernet
-training included) in units of one stand-alone training (the ground truth's mean
-seconds), on the same machine.
+its epochs, each of ``--train-seeds``, averaged) unless the ground truth already holds it,
+and its test accuracy is placed among the ground truth's cells: the percentile is the share
+of ground-truth cells whose test accuracy is strictly lower. The cost is the search's wall
+time (supernet training included) in units of one stand-alone training: the ground truth's
+mean seconds, or with ``--time-unit N`` the mean of N trainings timed in the same run.
 
 One row per run, printed as it finishes; the table goes to ``--output`` with the mean and
 range per method.
@@ -74,6 +74,27 @@ def main(argv: list[str] | None = None) -> int:
         choices=oneshot.SCORE_METRICS,
         help="the weight-sharing score of a spos or fair search",
     )
+    parser.add_argument(
+        "--proxy",
+        default=None,
+        help="a zero-cost proxy combined with the weight-sharing score (oneshot.CombinedScore)",
+    )
+    parser.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="train seeds of a found cell the ground truth lacks, averaged (0 1 2 for a "
+        "ground truth averaged over those seeds)",
+    )
+    parser.add_argument(
+        "--time-unit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time N stand-alone trainings of ground-truth cells in this run and use their "
+        "mean as the cost unit (default 0: the ground truth's recorded mean seconds)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -85,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     unit = statistics.mean(float(row["seconds"]) for row in truth.values())
     space = spaces.create("nb201", channels=args.channels, cells_per_stage=args.cells_per_stage)
     dataset = data.load(args.dataset, seed=0, **spaces.parse_space_args(args.data_arg))
+    if args.time_unit:
+        timed = []
+        for string in list(truth)[: args.time_unit]:
+            training.seed_everything(0)
+            model = space.from_nb201_string(string).build(dataset.input_shape, dataset.num_classes)
+            start = time.perf_counter()
+            training.fit(model, dataset, epochs=args.truth_epochs, seed=0, device="cpu")
+            timed.append(time.perf_counter() - start)
+        unit = statistics.mean(timed)
+        print(f"one stand-alone training here: {unit:.1f} s", flush=True)
     rows = []
     for method in args.methods:
         for seed in args.seeds:
@@ -107,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                     seed=seed,
                     device="cpu",
                     metric=args.metric,
+                    proxy=args.proxy,
                 )
             cost = (time.perf_counter() - start) / unit
             arch = space.from_params(params)
@@ -114,17 +146,20 @@ def main(argv: list[str] | None = None) -> int:
             if string in truth:
                 accuracy = float(truth[string]["test_accuracy"])
             else:
-                training.seed_everything(0)
-                model = arch.build(dataset.input_shape, dataset.num_classes)
-                fitted = training.fit(
-                    model,
-                    dataset,
-                    epochs=args.truth_epochs,
-                    seed=0,
-                    device="cpu",
-                    evaluate_test=True,
-                )
-                accuracy = float(fitted.test_accuracy or 0.0)
+                accuracies = []
+                for train_seed in args.train_seeds:
+                    training.seed_everything(train_seed)
+                    model = arch.build(dataset.input_shape, dataset.num_classes)
+                    fitted = training.fit(
+                        model,
+                        dataset,
+                        epochs=args.truth_epochs,
+                        seed=train_seed,
+                        device="cpu",
+                        evaluate_test=True,
+                    )
+                    accuracies.append(float(fitted.test_accuracy or 0.0))
+                accuracy = statistics.mean(accuracies)
             percentile = 100.0 * sum(t < accuracy for t in test) / len(test)
             parameter_free = sum(
                 op in ("none", "skip_connect", "avg_pool_3x3") for op in params.values()
@@ -150,7 +185,12 @@ def _table(args: argparse.Namespace, rows: list[tuple], test: list[float], unit:
         "",
         f"Ground truth: {len(test)} cells; best test accuracy {max(test):.4f}, 95th "
         f"percentile {statistics.quantiles(test, n=20)[-1]:.4f}, median "
-        f"{statistics.median(test):.4f}. One stand-alone training: {unit:.1f} s.",
+        f"{statistics.median(test):.4f}. One stand-alone training: {unit:.1f} s"
+        + (
+            f" (mean of {args.time_unit} timed in this run)."
+            if args.time_unit
+            else " (the ground truth's record)."
+        ),
         "",
         "| method | seed | derived cell | test accuracy | percentile | parameter-free edges "
         "| cost (stand-alone trainings) |",

@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--cells-per-stage", type=int, default=1)
     parser.add_argument("--train-seed", type=int, default=0)
-    parser.add_argument("--rungs", nargs="+", default=["synflow", "naswot", "params", "flops"])
+    parser.add_argument(
+        "--rungs", nargs="+", default=["synflow", "zico", "naswot", "params", "flops"]
+    )
     parser.add_argument("--replays", type=int, default=20)
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth", type=Path, required=True)
     parser.add_argument("--dataset", default="mnist1d")
     parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--proxies", nargs="+", default=["synflow", "naswot", "params"])
+    parser.add_argument("--proxies", nargs="+", default=["synflow", "zico", "naswot", "params"])
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--population", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=50)
