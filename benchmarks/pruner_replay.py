@@ -90,14 +90,10 @@ KEPT = 0.95
 ``top_fraction`` must clear on every training source to be chosen."""
 
 RANK_GRID = tuple(
-    (q, p, f, c)
-    for c in (None, 0.01)
-    for f in (0.2, 0.25, 0.35)
-    for p in (65.0, 75.0)
-    for q in (0.04, 0.05, 0.07)
+    (q, p, f) for f in (0.2, 0.25, 0.35) for p in (65.0, 75.0) for q in (0.04, 0.05, 0.07)
 )
-"""``(top_fraction, completed_percentile, first_fraction, min_final_probability)`` of
-:class:`~optuna_nas.pruners.RankPruner` tried (``final_top_fraction`` at its default)."""
+"""``(top_fraction, completed_percentile, first_fraction)`` of
+:class:`~optuna_nas.pruners.RankPruner` tried."""
 
 DEFAULT_RANK = "ours: rank (defaults)"
 
@@ -135,9 +131,9 @@ def ours_grid(slow: bool) -> dict[str, PrunerFactory]:
     """``rank`` on :data:`RANK_GRID` and at its defaults; ``lce`` and ``fidelity`` if
     ``slow`` (they fit curves and take much longer)."""
     grid: dict[str, PrunerFactory] = {DEFAULT_RANK: lambda m: pruners.RankPruner()}
-    for q, p, f, c in RANK_GRID:
-        grid[_rank_label(q, p, f, c)] = lambda m, q=q, p=p, f=f, c=c: pruners.RankPruner(
-            top_fraction=q, completed_percentile=p, first_fraction=f, min_final_probability=c
+    for q, p, f in RANK_GRID:
+        grid[_rank_label(q, p, f)] = lambda m, q=q, p=p, f=f: pruners.RankPruner(
+            top_fraction=q, completed_percentile=p, first_fraction=f
         )
     if slow:
         grid["ours: lce (defaults)"] = lambda m: pruners.create("lce", max_step=m)
@@ -145,9 +141,8 @@ def ours_grid(slow: bool) -> dict[str, PrunerFactory]:
     return grid
 
 
-def _rank_label(q: float, p: float, f: float, c: float | None) -> str:
-    label = f"ours: rank top_fraction={q} completed_percentile={p:.0f} first_fraction={f}"
-    return label if c is None else f"{label} min_final_probability={c}"
+def _rank_label(q: float, p: float, f: float) -> str:
+    return f"ours: rank top_fraction={q} completed_percentile={p:.0f} first_fraction={f}"
 
 
 def load_bank(paths: Sequence[Path]) -> dict[str, list[Curve]]:
@@ -334,14 +329,14 @@ def choose(results: Sequence[dict[str, Any]], held_out: str | None) -> str:
     best that every point prunes) does not constrain the choice; it still counts in the
     epochs saved."""
     training = [r for r in results if r["source"] != held_out]
-    labels = [_rank_label(*point) for point in RANK_GRID]
+    labels = [_rank_label(q, p, f) for q, p, f in RANK_GRID]
     binding = [r for r in training if max(_row(r, label)["unchanged"] for label in labels) >= KEPT]
     feasible = [
         label for label in labels if all(_row(r, label)["unchanged"] >= KEPT for r in binding)
     ]
     if not feasible:  # nothing keeps the best often enough everywhere: the most careful point
-        tops, percentiles, firsts, _ = zip(*RANK_GRID, strict=True)
-        return _rank_label(max(tops), min(percentiles), max(firsts), None)
+        tops, percentiles, firsts = zip(*RANK_GRID, strict=True)
+        return _rank_label(max(tops), min(percentiles), max(firsts))
     return max(
         feasible, key=lambda label: np.mean([_row(r, label)["steps_saved"] for r in training])
     )

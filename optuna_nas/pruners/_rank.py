@@ -51,23 +51,7 @@ class RankPruner(BasePruner):
       worst (75 keeps the top quarter; the percentile is the reported value at or below
       it, not an interpolation). ``None`` turns it off.
 
-    * **Probability of ending on top** (off unless ``min_final_probability`` is given).
-      The trial's rank among the population at ``t`` and its final rank are modelled as a
-      bivariate normal copula (Gaussian ranks). Their correlation is the Spearman
-      correlation between the best value so far at ``t`` and the final value over the
-      completed trials, one standard error down (as in the test below; a correlation
-      that cannot be told from zero prunes nothing), turned into a Pearson one
-      (``2 sin(pi rho / 6)``) and corrected
-      for the completed trials' range restriction (they are survivors, so their spread at
-      ``t`` is narrow; Thorndike's case II with the spread of their normal scores). The
-      trial is pruned when its probability of ending in the top ``final_top_fraction`` of
-      the population is below ``min_final_probability``. The rule adapts to how well each
-      study's early ranks foretell its final ones; it needs at least 6 (and
-      ``min_pairs``) completed trials, and the rank rule's correlation test does not
-      apply to it.
-
-    Neither of the first two rules prunes at a step whose values do not foretell later
-    ones. The pruner
+    Neither rule prunes at a step whose values do not foretell later ones. The pruner
     takes every trial that reached a later *horizon*, twice as many steps as the decision
     (at least 2 steps more, at most the completed trials' last step), and computes the
     Spearman rank correlation between their values at the step and at the horizon. With
@@ -139,10 +123,6 @@ class RankPruner(BasePruner):
         max_step: The last step a trial reports, if known (:func:`optuna_nas.pruners.create`
             passes ``epochs - 1``). Nothing is pruned there: stopping after the last epoch
             saves nothing and would lose the trial's value.
-        final_top_fraction: The top of the population, in ``(0, 1)``, whose probability
-            the third rule estimates.
-        min_final_probability: The probability, in ``(0, 1)``, below which the third rule
-            prunes; ``None`` turns it off.
 
     Raises:
         ValueError: For invalid arguments.
@@ -171,8 +151,6 @@ class RankPruner(BasePruner):
         min_correlation: float | None = 0.0,
         min_pairs: int = 4,
         max_step: int | None = None,
-        final_top_fraction: float = 0.06,
-        min_final_probability: float | None = None,
     ) -> None:
         if not isinstance(top_fraction, numbers.Real) or not 0.0 < top_fraction < 1.0:
             raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction!r}")
@@ -226,18 +204,6 @@ class RankPruner(BasePruner):
         if max_step is not None and (not is_int(max_step) or max_step < 0):
             raise ValueError(f"max_step must be an integer >= 0 or None, got {max_step!r}")
         self._max_step: int | None = None if max_step is None else int(max_step)
-        for name, fraction in (
-            ("final_top_fraction", final_top_fraction),
-            ("min_final_probability", min_final_probability),
-        ):
-            if fraction is not None and not (
-                isinstance(fraction, numbers.Real) and 0.0 < fraction < 1.0
-            ):
-                raise ValueError(f"{name} must lie in (0, 1), got {fraction!r}")
-        self._final_top: float = float(final_top_fraction)
-        self._min_final: float | None = (
-            None if min_final_probability is None else float(min_final_probability)
-        )
         self._said: set[str] = set()
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
@@ -267,7 +233,6 @@ class RankPruner(BasePruner):
         assert mine is not None  # the trial reported ``step``
 
         better = population = 0
-        reached: list[float] = []
         for other in trials:
             if other.number == trial.number or other.state not in _POPULATION:
                 continue
@@ -275,7 +240,6 @@ class RankPruner(BasePruner):
             if value is not None:
                 population += 1
                 better += value > mine
-                reached.append(value)
             elif other.state == TrialState.PRUNED and other.last_step is not None:
                 population += 1  # pruned before this step: worse
         if population == 0:
@@ -306,24 +270,11 @@ class RankPruner(BasePruner):
             # then involves reported values only, so it is the same on any scale.
             cut = np.percentile(np.asarray(completed_at_step), self._percentile, method="lower")
             hit = mine < float(cut)
-        if hit and (
-            self._min_correlation is None
-            or self._foretells(trials, completed, step, maximize, self._min_correlation)
-        ):
-            return True
-        if self._min_final is None:
+        if not hit:
             return False
-        chance = _final_top_probability(
-            mine,
-            np.asarray(reached),
-            population,
-            completed,
-            step,
-            maximize,
-            self._final_top,
-            max(6, self._min_pairs),
+        return self._min_correlation is None or self._foretells(
+            trials, completed, step, maximize, self._min_correlation
         )
-        return chance is not None and chance < self._min_final
 
     def _foretells(
         self,
@@ -374,60 +325,6 @@ def _best_until(trial: FrozenTrial, step: int, maximize: bool) -> float | None:
         return None
     keys = [rank_key(v, maximize) for s, v in trial.intermediate_values.items() if s <= step]
     return max(keys) if keys else None
-
-
-def _final_top_probability(
-    mine: float,
-    reached: np.ndarray,
-    population: int,
-    completed: list[FrozenTrial],
-    step: int,
-    maximize: bool,
-    top: float,
-    min_pairs: int,
-) -> float | None:
-    """The probability, under a normal copula, that a trial whose best value at ``step`` is
-    ``mine`` ends in the ``top`` fraction of the population; ``None`` when it cannot be
-    estimated (too few completed trials past ``step``, or no positive correlation).
-
-    ``reached`` holds the other trials' best values at ``step`` (as :func:`rank_key`);
-    ``population`` counts them and the trials pruned before ``step``, which rank below.
-    """
-    from scipy.stats import norm
-
-    def quantile(value: float) -> float:
-        above = int(np.sum(reached > value))
-        tied = int(np.sum(reached == value))
-        return (population - above - 0.5 * tied + 0.5) / (population + 1)
-
-    last = max(t.last_step for t in completed if t.last_step is not None)
-    if step >= last:
-        return None
-    pairs = [
-        (early, rank_key(t.value, maximize))
-        for t in completed
-        if t.value is not None
-        and t.last_step is not None
-        and t.last_step >= last
-        and (early := _best_until(t, step, maximize)) is not None
-    ]
-    if len(pairs) < min_pairs:
-        return None
-    rho_s = _spearman([a for a, _ in pairs], [b for _, b in pairs])
-    # One standard error down (Fisher's z), as the rank rule's test: a correlation the
-    # completed trials cannot tell from zero prunes nothing.
-    z_low = math.atanh(min(max(rho_s, -0.999999), 0.999999)) - 1.0 / math.sqrt(len(pairs) - 3)
-    if not z_low > 0:
-        return None
-    rho = 2.0 * math.sin(math.pi * math.tanh(z_low) / 6.0)
-    spread = float(np.std(norm.ppf([quantile(a) for a, _ in pairs])))
-    if spread > 1e-6:
-        k = min(1.0 / spread, 10.0)  # Thorndike's case II: the survivors' range is narrow
-        rho = rho * k / math.sqrt(1.0 - rho**2 + (rho * k) ** 2)
-    rho = min(rho, 0.999)
-    z = float(norm.ppf(quantile(mine)))
-    threshold = float(norm.ppf(1.0 - top))
-    return float(1.0 - norm.cdf((threshold - rho * z) / math.sqrt(1.0 - rho**2)))
 
 
 def _spearman(a: list[float], b: list[float]) -> float:

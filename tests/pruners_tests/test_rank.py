@@ -227,39 +227,6 @@ def test_created_by_name_and_checked() -> None:
         RankPruner(min_pairs=3)
     with pytest.raises(ValueError, match="min_correlation"):
         RankPruner(min_correlation=2.0)
-    with pytest.raises(ValueError, match="min_final_probability"):
-        RankPruner(min_final_probability=1.0)
-    with pytest.raises(ValueError, match="final_top_fraction"):
-        RankPruner(final_top_fraction=0.0)
-
-
-def _lax(**kwargs: float | None) -> RankPruner:
-    # The rank rule keeps all but the very worst, and the percentile rule is off, so what
-    # is pruned beyond that is the third rule's doing.
-    return RankPruner(
-        first_fraction=0.95, halving_steps=100.0, completed_percentile=None, **kwargs
-    )
-
-
-def test_the_final_probability_rule_prunes_where_early_ranks_hold() -> None:
-    # Ranks hold from the first step: the rule measures that and prunes the weak early.
-    curves = _curves(60, seed=3)
-    off = _replay(curves, _lax())
-    on = _replay(curves, _lax(min_final_probability=0.01))
-    assert sum(on) < 0.7 * sum(off)
-    kept = max(c[-1] for c, n in zip(curves, on, strict=True) if n == len(c))
-    assert kept >= max(c[-1] for c in curves) - 0.02
-
-
-def test_the_final_probability_rule_holds_back_where_early_ranks_do_not() -> None:
-    # Each final value is drawn apart from the early ones: no positive correlation to
-    # measure, so the rule prunes nothing that the lax rank rule would not.
-    rng = np.random.default_rng(0)
-    curves = [
-        [float(v) for v in rng.uniform(0.1, 0.9, 9)] + [float(rng.uniform(0.1, 0.9))]
-        for _ in range(60)
-    ]
-    assert _replay(curves, _lax(min_final_probability=0.01)) == _replay(curves, _lax())
 
 
 def test_multi_objective_is_refused() -> None:
