@@ -109,10 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.time_unit:
         timed = []
         for string in list(truth)[: args.time_unit]:
-            training.seed_everything(0)
-            model = space.from_nb201_string(string).build(dataset.input_shape, dataset.num_classes)
             start = time.perf_counter()
-            training.fit(model, dataset, epochs=args.truth_epochs, seed=0, device="cpu")
+            _stand_alone(space.from_nb201_string(string), dataset, args.truth_epochs, 0)
             timed.append(time.perf_counter() - start)
         unit = statistics.mean(timed)
         print(f"one stand-alone training here: {unit:.1f} s", flush=True)
@@ -146,20 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             if string in truth:
                 accuracy = float(truth[string]["test_accuracy"])
             else:
-                accuracies = []
-                for train_seed in args.train_seeds:
-                    training.seed_everything(train_seed)
-                    model = arch.build(dataset.input_shape, dataset.num_classes)
-                    fitted = training.fit(
-                        model,
-                        dataset,
-                        epochs=args.truth_epochs,
-                        seed=train_seed,
-                        device="cpu",
-                        evaluate_test=True,
-                    )
-                    accuracies.append(float(fitted.test_accuracy or 0.0))
-                accuracy = statistics.mean(accuracies)
+                accuracy = statistics.mean(
+                    _stand_alone(arch, dataset, args.truth_epochs, train_seed)
+                    for train_seed in args.train_seeds
+                )
             percentile = 100.0 * sum(t < accuracy for t in test) / len(test)
             parameter_free = sum(
                 op in ("none", "skip_connect", "avg_pool_3x3") for op in params.values()
@@ -173,6 +161,18 @@ def main(argv: list[str] | None = None) -> int:
             )
     args.output.write_text(_table(args, rows, test, unit))
     return 0
+
+
+def _stand_alone(
+    arch: spaces.Architecture, dataset: data.Dataset, epochs: int, seed: int
+) -> float:
+    """Test accuracy of ``arch`` trained stand-alone with the ground truth's recipe."""
+    training.seed_everything(seed)
+    model = arch.build(dataset.input_shape, dataset.num_classes)
+    fitted = training.fit(
+        model, dataset, epochs=epochs, seed=seed, device="cpu", evaluate_test=True
+    )
+    return float(fitted.test_accuracy or 0.0)
 
 
 def _table(args: argparse.Namespace, rows: list[tuple], test: list[float], unit: float) -> str:
