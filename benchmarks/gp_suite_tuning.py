@@ -21,7 +21,8 @@ from optuna_nas.benchmarks import default_problems, run_problem
 # The rejected trust-region variants ("additive": grow and shrink by one decision; "away":
 # after a restart, look for the new center at least 3 decisions away from the best) were
 # measured through private knobs of the sampler at commit 1a47a65 and removed after; their
-# runs are in benchmarks/results/gp_suite_tuning.jsonl.
+# aggregates are in benchmarks/results/gp_suite_tuning.md. The runs file (--runs) holds
+# NAS-Bench-201 table values from ../shared, so it stays local and is not committed.
 VARIANTS: dict[str, str] = {}
 
 CONFIGS = {
