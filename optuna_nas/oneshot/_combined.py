@@ -113,6 +113,7 @@ class CombinedScore:
     ) -> None:
         from optuna_nas.oneshot._proxies import PROXIES
         from optuna_nas.oneshot._train import SCORE_METRICS
+        from optuna_nas.pruners._common import is_int
         from optuna_nas.training import select_device
 
         if proxy not in PROXIES:
@@ -121,9 +122,7 @@ class CombinedScore:
             raise ValueError(
                 f"unknown metric {metric!r}; choose one of: {', '.join(SCORE_METRICS)}"
             )
-        if isinstance(reference_size, bool) or not isinstance(reference_size, int):
-            raise ValueError(f"reference_size must be an integer >= 8, got {reference_size!r}")
-        if reference_size < 8:
+        if not is_int(reference_size) or reference_size < 8:
             raise ValueError(f"reference_size must be an integer >= 8, got {reference_size!r}")
         self.space = space
         self.supernet = supernet
