@@ -15,6 +15,7 @@ import optuna
 from optuna_nas.pruners._fidelity import RANK_CORRELATION_ATTR, LowFidelityPruner, RungCorrelation
 from optuna_nas.pruners._lce import LearningCurvePruner
 from optuna_nas.pruners._objective import ObjectivePruner
+from optuna_nas.pruners._pfn import CurvePFN
 from optuna_nas.pruners._rank import RankPruner
 from optuna_nas.spaces._registry import check_arguments
 
@@ -122,6 +123,7 @@ def create(name: str, max_step: int | None = None, **kwargs: Any) -> optuna.prun
 __all__ = [
     "register",
     "RANK_CORRELATION_ATTR",
+    "CurvePFN",
     "LearningCurvePruner",
     "LowFidelityPruner",
     "ObjectivePruner",

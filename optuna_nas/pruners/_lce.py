@@ -32,6 +32,9 @@ PREDICTIONS_ATTR = _keys.LCE_PREDICTIONS
 """System attribute: every prediction made for the trial, ``[[n_reported, mean, std], ...]``
 in order, which the calibration reads back once the trial has completed."""
 
+PREDICTORS = ("ensemble", "pfn")
+"""The predictors :class:`LearningCurvePruner` can use."""
+
 _WARM_START_TRIALS = 64  # fits kept for warm starts; older running trials start cold again
 
 
@@ -139,6 +142,16 @@ class LearningCurvePruner(BasePruner):
             errors' scale (Hampel, 1974); higher quantiles weigh the worst misses more.
             ``None`` turns calibration off: predictions are used as fitted, and trials are
             extrapolated only when they can be pruned.
+        predictor: What predicts the final value. ``"ensemble"``: the parametric curve
+            models above. ``"pfn"``: a prior-fitted network (LC-PFN, Adriaensen et al.
+            2023), a small transformer shipped with the package and trained on curves drawn
+            from a prior (:func:`~optuna_nas.pruners.CurvePFN`); it predicts in one forward
+            pass, in the unit interval of the bounds with higher being better, so accuracy,
+            error and percent give the same decisions. Without bounds (a loss), the unit
+            interval spans the trial's values and the completed trials' final values,
+            widened by a tenth on each side. It never finds a curve degenerate, except
+            for values that are not finite. Calibration and the recorded predictions work
+            as for the ensemble.
 
     Raises:
         ValueError: For invalid arguments.
@@ -147,6 +160,9 @@ class LearningCurvePruner(BasePruner):
         Tobias Domhan, Jost Tobias Springenberg, Frank Hutter. "Speeding up Automatic
         Hyperparameter Optimization of Deep Neural Networks by Extrapolation of Learning
         Curves". IJCAI 2015.
+
+        Steven Adriaensen, Herilalaina Rakotoarison, Samuel Müller, Frank Hutter. "Efficient
+        Bayesian Learning Curve Extrapolation using Prior-Data Fitted Networks". NeurIPS 2023.
 
         Frank R. Hampel. "The Influence Curve and its Role in Robust Estimation". Journal
         of the American Statistical Association 69(346), 1974.
@@ -162,6 +178,7 @@ class LearningCurvePruner(BasePruner):
         interval_steps: int = 1,
         ramp_steps: int = 6,
         calibration_quantile: float | None = 0.5,
+        predictor: str = "ensemble",
     ) -> None:
         if not is_int(max_step) or max_step < 1:
             raise ValueError(f"max_step must be an integer >= 1, got {max_step!r}")
@@ -190,6 +207,11 @@ class LearningCurvePruner(BasePruner):
             raise ValueError(
                 f"calibration_quantile must lie in (0, 1) or be None, got {calibration_quantile!r}"
             )
+        if predictor not in PREDICTORS:
+            raise ValueError(
+                f"predictor must be one of {', '.join(PREDICTORS)}, got {predictor!r}"
+            )
+        self._predictor = predictor
         self._max_step = int(max_step)
         self._threshold = float(threshold)
         self._min_steps = int(min_steps)
@@ -242,12 +264,15 @@ class LearningCurvePruner(BasePruner):
         # whatever their early curve looks like, so their errors are the calibration's
         # unbiased sample, crossing curves included.
 
-        # Imported here, so that importing optuna_nas.pruners does not load SciPy's optimisers.
-        from optuna_nas.pruners import _curves
-
         steps = sorted(trial.intermediate_values)
         values = [trial.intermediate_values[s] for s in steps]
         bounds = self._bounds_for(values, completed)
+        if self._predictor == "pfn":
+            return self._prune_pfn(study, trial, steps, values, bounds, completed, best, decides)
+
+        # Imported here, so that importing optuna_nas.pruners does not load SciPy's optimisers.
+        from optuna_nas.pruners import _curves
+
         # The curve is fitted in the unit interval of its bounds, so that accuracy in
         # percent is fitted exactly as the same accuracy in [0, 1]; predictions are
         # mapped back to the metric's own units.
@@ -295,18 +320,90 @@ class LearningCurvePruner(BasePruner):
             return False
 
         direction = "maximize" if maximize else "minimize"
-        scale = 1.0
-        if self._calibration_quantile is not None:
-            errors = [_standardized_error(t, n_reported) for t in completed]
-            scale = _curves.calibration_scale(
-                [e for e in errors if e is not None], self._calibration_quantile
-            )
+        scale = self._scale(completed, n_reported)
         p_improve = _curves.prob_exceeds(fitted, (best - lo) / span, direction, scale=scale)
         storage.set_trial_user_attr(trial_id(trial), PREDICTED_MEAN_ATTR, mean)
         storage.set_trial_user_attr(trial_id(trial), PREDICTED_STD_ATTR, scale * std)
         storage.set_trial_user_attr(trial_id(trial), STD_SCALE_ATTR, scale)
         storage.set_trial_user_attr(trial_id(trial), P_IMPROVE_ATTR, p_improve)
         return p_improve < self._threshold_at(n_reported)
+
+    def _prune_pfn(
+        self,
+        study: optuna.study.Study,
+        trial: optuna.trial.FrozenTrial,
+        steps: Sequence[int],
+        values: Sequence[float],
+        bounds: tuple[float, float] | None,
+        completed: Sequence[optuna.trial.FrozenTrial],
+        best: float | None,
+        decides: bool,
+    ) -> bool:
+        """The decision with the prior-fitted network as the predictor."""
+        from optuna_nas.pruners import _pfn
+
+        if not all(math.isfinite(v) for v in values):
+            _logger.debug("trial %d: not extrapolated (non_finite)", trial.number)
+            return False
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        if bounds is None:
+            bounds = _data_range(values, completed)
+        elif any(not bounds[0] <= v <= bounds[1] for v in values):
+            if decides:
+                say_not_decided(
+                    study,
+                    trial,
+                    f"its values leave the bounds {bounds} it was given; pass the metric's "
+                    "real bounds, None for an unbounded metric, or 'auto'",
+                    self._said,
+                    _logger,
+                    "LearningCurvePruner",
+                )
+            return False
+        lo, hi = bounds
+        span = hi - lo
+
+        # The network's frame: the unit interval of the bounds, higher being better.
+        def to_unit(v: float) -> float:
+            return (v - lo) / span if maximize else (hi - v) / span
+
+        model = _pfn.load()
+        borders = model.borders.double().numpy()
+        probs = _pfn.predict(model, steps, [to_unit(v) for v in values], self._max_step)
+        unit_mean, unit_std = _pfn.bin_moments(probs, borders)
+        mean = lo + span * unit_mean if maximize else hi - span * unit_mean
+        std = span * unit_std
+        storage = study_storage(study)
+        n_reported = len(values)
+        if self._calibration_quantile is not None:
+            recorded = _keys.read(trial.system_attrs, PREDICTIONS_ATTR, [])
+            storage.set_trial_system_attr(
+                trial_id(trial), PREDICTIONS_ATTR, [*recorded, [n_reported, mean, std]]
+            )
+        if not decides or best is None:
+            return False
+        scale = self._scale(completed, n_reported)
+        # Stretching the distribution about its mean by ``scale`` moves the threshold
+        # towards the mean by the same factor.
+        p_improve = _pfn.bin_survival(
+            probs, borders, unit_mean + (to_unit(best) - unit_mean) / scale
+        )
+        storage.set_trial_user_attr(trial_id(trial), PREDICTED_MEAN_ATTR, mean)
+        storage.set_trial_user_attr(trial_id(trial), PREDICTED_STD_ATTR, scale * std)
+        storage.set_trial_user_attr(trial_id(trial), STD_SCALE_ATTR, scale)
+        storage.set_trial_user_attr(trial_id(trial), P_IMPROVE_ATTR, p_improve)
+        return p_improve < self._threshold_at(n_reported)
+
+    def _scale(self, completed: Sequence[optuna.trial.FrozenTrial], n_reported: int) -> float:
+        """The calibration's widening factor (1 without calibration)."""
+        if self._calibration_quantile is None:
+            return 1.0
+        from optuna_nas.pruners import _curves
+
+        errors = [_standardized_error(t, n_reported) for t in completed]
+        return _curves.calibration_scale(
+            [e for e in errors if e is not None], self._calibration_quantile
+        )
 
     def _bounds_for(
         self, values: Sequence[float], completed: Sequence[optuna.trial.FrozenTrial]
@@ -335,6 +432,17 @@ class LearningCurvePruner(BasePruner):
         self._warm_starts[trial_id] = params  # now the newest
         while len(self._warm_starts) > _WARM_START_TRIALS:
             self._warm_starts.popitem(last=False)
+
+
+def _data_range(
+    values: Sequence[float], completed: Sequence[optuna.trial.FrozenTrial]
+) -> tuple[float, float]:
+    """For an unbounded metric: the range of the trial's values and the completed trials'
+    final values, widened by a tenth on each side (a unit range around a single value)."""
+    seen = [*values, *(t.value for t in completed if t.value is not None)]
+    lo, hi = min(seen), max(seen)
+    margin = 0.1 * (hi - lo) if hi > lo else 0.5
+    return lo - margin, hi + margin
 
 
 def _standardized_error(trial: optuna.trial.FrozenTrial, n_reported: int) -> float | None:

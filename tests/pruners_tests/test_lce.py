@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -10,7 +11,7 @@ import torch
 from optuna.trial import TrialState
 
 from optuna_nas import data, pruners, spaces
-from optuna_nas.pruners import LearningCurvePruner
+from optuna_nas.pruners import CurvePFN, LearningCurvePruner, _pfn, _pfn_prior
 from optuna_nas.training import fit, seed_everything
 
 MAX_STEP = 29
@@ -415,3 +416,165 @@ def test_bounds_that_the_curve_leaves_are_said_once(caplog: pytest.LogCaptureFix
 def test_bounds_are_checked() -> None:
     with pytest.raises(ValueError, match="'auto'"):
         LearningCurvePruner(max_step=MAX_STEP, bounds="percent")  # type: ignore[arg-type]
+
+
+# The prior-fitted network and LearningCurvePruner(predictor="pfn").
+
+
+def test_prior_curves_lie_in_the_unit_interval_and_vary() -> None:
+    x, y = _pfn_prior.sample_curves(2000, 30, np.random.default_rng(0))
+    assert x.shape == (30,) and y.shape == (2000, 30)
+    assert x[0] == pytest.approx(1 / 30) and x[-1] == 1.0
+    assert y.min() >= 0.0 and y.max() <= 1.0
+    finals = y[:, -1]
+    # Many curves end near 1 (where the bins must be fine), but not all.
+    assert 0.08 < np.mean(finals > 0.95) < 0.8
+    assert np.mean(finals < 0.5) > 0.05
+    # Most curves rise; a few fall (declines, divergence).
+    rises = np.mean(y[:, -5:].mean(axis=1) > y[:, :5].mean(axis=1))
+    assert 0.75 < rises < 0.999
+    again = _pfn_prior.sample_curves(2000, 30, np.random.default_rng(0))[1]
+    np.testing.assert_array_equal(y, again)
+
+
+def test_histogram_moments_and_survival() -> None:
+    borders = np.array([0.0, 0.5, 0.8, 1.0])
+    probs = np.array([0.2, 0.5, 0.3])
+    mean, std = _pfn.bin_moments(probs, borders)
+    assert mean == pytest.approx(0.2 * 0.25 + 0.5 * 0.65 + 0.3 * 0.9)
+    # Against sampling from the piecewise-uniform density.
+    rng = np.random.default_rng(0)
+    which = rng.choice(3, size=400_000, p=probs)
+    samples = rng.uniform(borders[which], borders[which + 1])
+    assert std == pytest.approx(samples.std(), rel=0.01)
+    for t in (0.0, 0.3, 0.5, 0.9, 1.0):
+        assert _pfn.bin_survival(probs, borders, t) == pytest.approx(
+            np.mean(samples > t), abs=0.005
+        )
+    assert _pfn.bin_survival(probs, borders, -1.0) == pytest.approx(1.0)
+    assert _pfn.bin_survival(probs, borders, 2.0) == 0.0
+
+
+def test_queries_see_only_the_observed_points() -> None:
+    torch.manual_seed(0)
+    model = CurvePFN(torch.linspace(0, 1, 11)).eval()
+    x, y = torch.rand(1, 5), torch.rand(1, 5)
+    one = model(x, y, torch.tensor([[1.0]]))
+    two = model(x, y, torch.tensor([[1.0, 0.7]]))
+    torch.testing.assert_close(one[0, 0], two[0, 0])
+    assert one.shape == (1, 1, 10)
+
+
+def test_save_and_load_round_trip_with_weights_only(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = CurvePFN(torch.linspace(0, 1, 21), d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    path = tmp_path / "net.pt"
+    _pfn.save(model.eval(), str(path), {"seed": 0})
+    blob = torch.load(path, weights_only=True)  # plain tensors and numbers only
+    assert blob["meta"] == {"seed": 0}
+    loaded = _pfn.load(str(path))
+    probs = _pfn.predict(model, [0, 1, 2], [0.2, 0.4, 0.5], 9)
+    np.testing.assert_allclose(_pfn.predict(loaded, [0, 1, 2], [0.2, 0.4, 0.5], 9), probs)
+    assert probs.sum() == pytest.approx(1.0)
+
+
+def test_shipped_network_extrapolates_plausibly() -> None:
+    model = _pfn.load()
+    borders = model.borders.double().numpy()
+    steps = np.arange(10)
+    for final in (0.6, 0.9):
+        values = _curve(final, n=30, noise=0.002)[:10]
+        mean, std = _pfn.bin_moments(_pfn.predict(model, steps, values, 29), borders)
+        # Beyond the last value seen, short of the asymptote of the clean curve plus slack.
+        assert values[-1] - 0.01 < mean < final + 0.05
+        assert 0.0 < std < 0.15
+    # More of the curve seen: a narrower prediction.
+    values = _curve(0.9, n=30, noise=0.002)
+    early = _pfn.bin_moments(_pfn.predict(model, steps[:5], values[:5], 29), borders)[1]
+    late = _pfn.bin_moments(_pfn.predict(model, np.arange(25), values[:25], 29), borders)[1]
+    assert late < early
+    # A curve longer than the longest context of training is thinned, not refused.
+    long = _pfn.predict(model, np.arange(150), np.linspace(0.1, 0.9, 150), 199)
+    assert long.sum() == pytest.approx(1.0)
+
+
+def test_pfn_prunes_a_hopeless_curve_and_keeps_a_better_one() -> None:
+    study = _study(LearningCurvePruner(max_step=MAX_STEP, predictor="pfn"))
+    trial, pruned = _report(study, _curve(0.6)[:12])
+    assert pruned
+    attrs = _attrs(study, trial)
+    assert attrs["optuna_nas:lce_p_improve"] < 0.05
+    assert attrs["optuna_nas:lce_predicted_mean"] < 0.8
+    trial, pruned = _report(study, _curve(0.97)[:12])
+    assert not pruned
+
+
+@pytest.mark.parametrize("final", [0.6, 0.85, 0.93])
+def test_pfn_decides_alike_on_percent_and_error(final: float) -> None:
+    def decide(scale: float, minimize: bool) -> tuple[bool, float]:
+        pruner = LearningCurvePruner(max_step=MAX_STEP, predictor="pfn")
+        study = optuna.create_study(
+            direction="minimize" if minimize else "maximize", pruner=pruner
+        )
+        for i, f in enumerate((0.9, 0.92, 0.95, 0.85, 0.8)):
+            curve = [scale * ((1.0 - v) if minimize else v) for v in _curve(f, seed=100 + i)]
+            study.add_trial(
+                optuna.trial.create_trial(
+                    value=curve[-1], intermediate_values=dict(enumerate(curve))
+                )
+            )
+        values = [scale * ((1.0 - v) if minimize else v) for v in _curve(final)[:12]]
+        trial, pruned = _report(study, values)
+        return pruned, _attrs(study, trial)["optuna_nas:lce_p_improve"]
+
+    base = decide(1.0, False)
+    for scale, minimize in ((100.0, False), (1.0, True), (100.0, True)):
+        pruned, p = decide(scale, minimize)
+        assert pruned == base[0]
+        assert p == pytest.approx(base[1], abs=1e-6)
+
+
+def test_pfn_on_an_unbounded_loss() -> None:
+    # bounds=None: "auto" would take a loss below 100 for an error in percent.
+    pruner = LearningCurvePruner(max_step=MAX_STEP, predictor="pfn", bounds=None)
+    study = optuna.create_study(direction="minimize", pruner=pruner)
+    for i, f in enumerate((0.3, 0.25, 0.2, 0.35, 0.4)):
+        x = np.arange(1.0, MAX_STEP + 2)
+        curve = list(f + 2.0 * x**-0.7 + np.random.default_rng(i).normal(0, 0.005, len(x)))
+        study.add_trial(
+            optuna.trial.create_trial(value=curve[-1], intermediate_values=dict(enumerate(curve)))
+        )
+    x = np.arange(1.0, 13)
+    hopeless = list(1.5 + 2.0 * x**-0.7)
+    trial, pruned = _report(study, hopeless)
+    assert pruned
+    mean = _attrs(study, trial)["optuna_nas:lce_predicted_mean"]
+    assert 1.0 < mean < hopeless[-1] + 0.05
+    x = np.arange(1.0, 13)
+    promising = list(0.05 + 2.0 * x**-0.7)
+    assert not _report(study, promising)[1]
+
+
+def test_pfn_does_not_decide_on_values_that_are_not_finite() -> None:
+    study = _study(LearningCurvePruner(max_step=MAX_STEP, predictor="pfn"))
+    values = _curve(0.6)[:12]
+    values[5] = math.nan
+    trial, pruned = _report(study, values)
+    assert not pruned
+    assert "optuna_nas:lce_p_improve" not in _attrs(study, trial)
+
+
+def test_pfn_says_once_when_values_leave_the_bounds(caplog: pytest.LogCaptureFixture) -> None:
+    pruner = LearningCurvePruner(max_step=MAX_STEP, predictor="pfn", bounds=(0.0, 0.5))
+    study = _study(pruner)
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            trial, pruned = _report(study, _curve(0.6)[:12])
+            assert not pruned
+            assert "bounds" in _attrs(study, trial)["optuna_nas:pruner_not_decided"]
+    assert sum("cannot decide" in r.message for r in caplog.records) == 1
+
+
+def test_unknown_predictor_is_rejected() -> None:
+    with pytest.raises(ValueError, match="predictor must be one of ensemble, pfn"):
+        LearningCurvePruner(max_step=MAX_STEP, predictor="gp")
