@@ -97,6 +97,13 @@ RANK_GRID = tuple(
 
 DEFAULT_RANK = "ours: rank (defaults)"
 
+PFN_THRESHOLDS = (0.002, 0.005, 0.01)
+"""``pfn_threshold`` of :class:`~optuna_nas.pruners.RankPruner` tried at the ``rank`` point
+chosen on :data:`RANK_GRID` (the rule is off on that grid)."""
+
+LCE_PFN_THRESHOLDS = (0.01, 0.05)
+"""``threshold`` of ``LearningCurvePruner(predictor="pfn")`` alone."""
+
 
 def optuna_grid() -> dict[str, PrunerFactory]:
     """Optuna's pruners at their defaults and on a small grid of each one's main knob."""
@@ -128,12 +135,20 @@ def optuna_grid() -> dict[str, PrunerFactory]:
 
 
 def ours_grid(slow: bool) -> dict[str, PrunerFactory]:
-    """``rank`` on :data:`RANK_GRID` and at its defaults; ``lce`` and ``fidelity`` if
-    ``slow`` (they fit curves and take much longer)."""
-    grid: dict[str, PrunerFactory] = {DEFAULT_RANK: lambda m: pruners.RankPruner()}
+    """``rank`` on :data:`RANK_GRID` without its extrapolation rule, at its defaults
+    (``max_step`` given, as the CLI does), and with the rule on :data:`PFN_THRESHOLDS`;
+    ``lce`` with the prior-fitted network on :data:`LCE_PFN_THRESHOLDS`; ``lce`` and
+    ``fidelity`` if ``slow`` (they fit curves and take much longer)."""
+    grid: dict[str, PrunerFactory] = {DEFAULT_RANK: lambda m: pruners.create("rank", max_step=m)}
     for q, p, f in RANK_GRID:
         grid[_rank_label(q, p, f)] = lambda m, q=q, p=p, f=f: pruners.RankPruner(
-            top_fraction=q, completed_percentile=p, first_fraction=f
+            top_fraction=q, completed_percentile=p, first_fraction=f, pfn_threshold=None
+        )
+    for t in PFN_THRESHOLDS:
+        grid[_pfn_label(t)] = lambda m, t=t: pruners.RankPruner(max_step=m, pfn_threshold=t)
+    for t in LCE_PFN_THRESHOLDS:
+        grid[f"ours: lce predictor=pfn threshold={t}"] = lambda m, t=t: (
+            pruners.LearningCurvePruner(max_step=m, predictor="pfn", threshold=t)
         )
     if slow:
         grid["ours: lce (defaults)"] = lambda m: pruners.create("lce", max_step=m)
@@ -143,6 +158,22 @@ def ours_grid(slow: bool) -> dict[str, PrunerFactory]:
 
 def _rank_label(q: float, p: float, f: float) -> str:
     return f"ours: rank top_fraction={q} completed_percentile={p:.0f} first_fraction={f}"
+
+
+def _pfn_label(t: float) -> str:
+    return f"ours: rank pfn_threshold={t}"
+
+
+RANK_LABELS = [_rank_label(q, p, f) for q, p, f in RANK_GRID]
+RANK_CAREFUL = _rank_label(
+    max(q for q, _, _ in RANK_GRID),
+    min(p for _, p, _ in RANK_GRID),
+    max(f for _, _, f in RANK_GRID),
+)
+RANK_DEFAULT_POINT = _rank_label(0.04, 75.0, 0.35)
+PFN_LABELS = [RANK_DEFAULT_POINT, *(_pfn_label(t) for t in PFN_THRESHOLDS)]
+"""The extrapolation rule's choice: off (the ``rank`` point the grid chose, which is the
+shipped default) or one of :data:`PFN_THRESHOLDS`."""
 
 
 def load_bank(paths: Sequence[Path]) -> dict[str, list[Curve]]:
@@ -290,7 +321,7 @@ def replay_source(
     audit = FidelityAudit()
     scores = run_methods(curves, orders, factories, on_result=lambda r: audit.check(curves, r))
     same: dict[str, dict[str, Any]] = {}
-    checked = {DEFAULT_RANK: len(orders)}
+    checked = {DEFAULT_RANK: len(orders), _pfn_label(0.005): len(orders)}
     if slow:
         checked["ours: lce (defaults)"] = min(3, len(orders))  # it fits curves: slow
     copies = {scale: scaled(curves, scale) for scale in ("percent", "error", "loss")}
@@ -321,22 +352,26 @@ def replay_source(
     }
 
 
-def choose(results: Sequence[dict[str, Any]], held_out: str | None) -> str:
-    """The ``rank`` grid point saving the most epochs on the sources other than
-    ``held_out`` among those keeping the best in :data:`KEPT` of the replays of each.
+def choose(
+    results: Sequence[dict[str, Any]],
+    held_out: str | None,
+    labels: Sequence[str] = RANK_LABELS,
+    careful: str = RANK_CAREFUL,
+) -> str:
+    """The grid point of ``labels`` saving the most epochs on the sources other than
+    ``held_out`` among those keeping the best in :data:`KEPT` of the replays of each
+    (``careful`` if none does).
 
     A training source on which no grid point keeps the best that often (a late-blooming
     best that every point prunes) does not constrain the choice; it still counts in the
     epochs saved."""
     training = [r for r in results if r["source"] != held_out]
-    labels = [_rank_label(q, p, f) for q, p, f in RANK_GRID]
     binding = [r for r in training if max(_row(r, label)["unchanged"] for label in labels) >= KEPT]
     feasible = [
         label for label in labels if all(_row(r, label)["unchanged"] >= KEPT for r in binding)
     ]
     if not feasible:  # nothing keeps the best often enough everywhere: the most careful point
-        tops, percentiles, firsts = zip(*RANK_GRID, strict=True)
-        return _rank_label(max(tops), min(percentiles), max(firsts))
+        return careful
     return max(
         feasible, key=lambda label: np.mean([_row(r, label)["steps_saved"] for r in training])
     )
@@ -380,6 +415,64 @@ def table(result: dict[str, Any], marks: dict[str, str]) -> list[str]:
             f"{100 * s['regret_mean']:.2f} | {100 * s['regret_max']:.2f} |"
         )
     return lines
+
+
+def leave_one_out(
+    results: Sequence[dict[str, Any]],
+    tuning: Sequence[dict[str, Any]],
+    unseen: set[str],
+    labels: Sequence[str],
+    careful: str,
+    family: str,
+    cls: str,
+    title: str | None = None,
+) -> tuple[str, dict[str, str], list[str]]:
+    """The point of ``labels`` chosen on all tuning sources, the pick for each source
+    (chosen without it; the unseen ones get the former) and the report's section."""
+    default = choose(tuning, None, labels, careful)
+    picks = {
+        r["source"]: default
+        if r["source"] in unseen
+        else choose(tuning, r["source"], labels, careful)
+        for r in results
+    }
+    sections: list[str] = [
+        f"## Leave one source out: {title or family}",
+        "",
+        f"Each row is `{family}` with the settings chosen on the other sources, scored on "
+        "the source it names; Optuna's best configurations on that source are beside it. "
+        "Sources marked *unseen* were never used for any choice: they get the "
+        "default, chosen on the other sources.",
+        "",
+        "| held-out source | settings chosen on | ours: saved / kept | best Optuna that keeps "
+        "the best as often: saved / kept | Optuna Median (defaults): saved / kept |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        mine = _row(r, picks[r["source"]])
+        peers = [s for s in r["summaries"] if s["method"].startswith("Optuna")]
+        as_often = [p for p in peers if p["unchanged"] >= mine["unchanged"] - 1e-9]
+        top = max(as_often, key=lambda p: p["steps_saved"], default=None)
+        med = _row(r, "Optuna: Median (defaults)")
+        others = ", ".join(x["source"] for x in tuning if x is not r)
+        name = r["source"] + (" (*unseen*)" if r["source"] in unseen else "")
+        sections.append(
+            f"| {name} | {picks[r['source']].removeprefix(f'ours: {family} ')} ({others}) | "
+            f"{mine['steps_saved']:.1%} / {mine['unchanged']:.0%} | "
+            + (
+                f"{top['method'][8:]}: {top['steps_saved']:.1%} / {top['unchanged']:.0%}"
+                if top
+                else "none"
+            )
+            + f" | {med['steps_saved']:.1%} / {med['unchanged']:.0%} |"
+        )
+    sections += [
+        "",
+        "Chosen on all sources but the unseen ones: "
+        f"`{default.split(': ', 1)[1]}` (compare the defaults of `optuna_nas.pruners.{cls}`).",
+        "",
+    ]
+    return default, picks, sections
 
 
 def plot(results: Sequence[dict[str, Any]], picks: dict[str, str], path: Path) -> None:
@@ -485,48 +578,20 @@ def main(argv: list[str] | None = None) -> int:
 
     unseen = set(args.unseen)
     tuning = [r for r in results if r["source"] not in unseen]
-    default = choose(tuning, None)
-    picks = {
-        r["source"]: default if r["source"] in unseen else choose(tuning, r["source"])
-        for r in results
-    }
-    sections: list[str] = [
-        "## Leave one source out",
-        "",
-        "Each row is `rank` with the settings chosen on the other sources, scored on "
-        "the source it names; Optuna's best configurations on that source are beside it. "
-        "Sources marked *unseen* were never used for any choice: they get the shipped "
-        "default, chosen on the other sources.",
-        "",
-        "| held-out source | settings chosen on | ours: saved / kept | best Optuna that keeps "
-        "the best as often: saved / kept | Optuna Median (defaults): saved / kept |",
-        "|---|---|---|---|---|",
-    ]
-    for r in results:
-        mine = _row(r, picks[r["source"]])
-        peers = [s for s in r["summaries"] if s["method"].startswith("Optuna")]
-        as_often = [p for p in peers if p["unchanged"] >= mine["unchanged"] - 1e-9]
-        top = max(as_often, key=lambda p: p["steps_saved"], default=None)
-        med = _row(r, "Optuna: Median (defaults)")
-        others = ", ".join(x["source"] for x in tuning if x is not r)
-        name = r["source"] + (" (*unseen*)" if r["source"] in unseen else "")
-        sections.append(
-            f"| {name} | {picks[r['source']].removeprefix('ours: rank ')} ({others}) | "
-            f"{mine['steps_saved']:.1%} / {mine['unchanged']:.0%} | "
-            + (
-                f"{top['method'][8:]}: {top['steps_saved']:.1%} / {top['unchanged']:.0%}"
-                if top
-                else "none"
-            )
-            + f" | {med['steps_saved']:.1%} / {med['unchanged']:.0%} |"
-        )
-    sections += [
-        "",
-        "Chosen on all sources but the unseen ones, the shipped default: "
-        f"`{default.split(': ', 1)[1]}` "
-        "(compare the defaults of `optuna_nas.pruners.RankPruner`).",
-        "",
-    ]
+    default, picks, sections = leave_one_out(
+        results, tuning, unseen, RANK_LABELS, RANK_CAREFUL, "rank", "RankPruner"
+    )
+    _, pfn_picks, more = leave_one_out(
+        results,
+        tuning,
+        unseen,
+        PFN_LABELS,
+        PFN_LABELS[0],
+        "rank",
+        "RankPruner",
+        title="rank's extrapolation rule (off, or pfn_threshold)",
+    )
+    sections += more
     for r in results:
         sections += [
             f"## {r['source']}: {r['n_curves']} curves x {r['n_steps']} epochs, "
@@ -535,11 +600,21 @@ def main(argv: list[str] | None = None) -> int:
             f"Final validation accuracy: median {r['final_median']:.1%}, best "
             f"{r['final_max']:.1%}. Replayed in {r['seconds']:.0f} s.",
             "",
-            *table(r, {picks[r["source"]]: " **(chosen on the other sources)**"}),
+            *table(
+                r,
+                {
+                    pfn_picks.get(r["source"], ""): " **(chosen on the other sources)**",
+                    picks[r["source"]]: " **(chosen on the other sources)**",
+                },
+            ),
             "",
             "Targets for the held-out pick:",
             "",
             *[f"- {line}" for line in verdict(r, picks[r["source"]])],
+            *[
+                f"- with the extrapolation rule's choice: {line}"
+                for line in verdict(r, pfn_picks[r["source"]])
+            ],
             "",
             "Same decisions on other metric scales (replays with identical steps per trial):",
             "",
@@ -610,7 +685,11 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text(report)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": results, "picks": picks, "default": default}))
+        args.json.write_text(
+            json.dumps(
+                {"results": results, "picks": picks, "pfn_picks": pfn_picks, "default": default}
+            )
+        )
     print(report)
     return 0
 

@@ -1,5 +1,8 @@
 """Decision time of the rank pruner beside Optuna's ``MedianPruner``, on 50-step curves.
 
+The rank pruner is timed as the CLI creates it (``max_step`` given) and with its
+extrapolation rule on, which runs the learning-curve network at every step.
+
 A study holds ``N`` finished trials (a third completed, the rest pruned at a random step)
 with 50-step synthetic accuracy curves; a new trial then reports 50 steps and asks
 ``should_prune`` after each (the pruner's rules are evaluated, nothing is stopped, so every
@@ -82,7 +85,11 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruners = {
-        "ours: rank (defaults)": RankPruner,
+        # As the CLI creates it: max_step given.
+        "ours: rank (defaults)": lambda: RankPruner(max_step=STEPS - 1),
+        "ours: rank, pfn_threshold=0.005": lambda: RankPruner(
+            max_step=STEPS - 1, pfn_threshold=0.005
+        ),
         "Optuna: Median (defaults)": optuna.pruners.MedianPruner,
     }
     lines = [

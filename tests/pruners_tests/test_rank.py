@@ -275,3 +275,61 @@ def test_nothing_is_pruned_at_the_last_step() -> None:
     assert not last_step_prunes(RankPruner(max_step=2))
     assert not last_step_prunes(pruners.create("rank", max_step=2))
     assert last_step_prunes(pruners.create("rank", max_step=3))
+
+
+def _finished_study(pruner: optuna.pruners.BasePruner, steps: int = 30) -> optuna.Study:
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for curve in _curves(6, seed=7, steps=steps):
+        study.add_trial(
+            optuna.trial.create_trial(value=curve[-1], intermediate_values=dict(enumerate(curve)))
+        )
+    return study
+
+
+def _hopeless(study: optuna.Study, n: int) -> tuple[optuna.trial.Trial, bool]:
+    trial = study.ask()
+    for step in range(n):
+        trial.report(0.1 + 0.002 * step, step)
+    return trial, trial.should_prune()
+
+
+@pytest.mark.parametrize("max_step", [29, None])
+def test_the_extrapolation_rule_prunes_what_the_rank_rules_let_run(max_step: int | None) -> None:
+    # n_keep and no percentile rule: the rank rules cannot prune here.
+    rank_only = dict(n_keep=100, completed_percentile=None, max_step=max_step)
+    study = _finished_study(RankPruner(**rank_only))
+    assert not _hopeless(study, 8)[1]
+    study = _finished_study(RankPruner(**rank_only, pfn_threshold=0.05))
+    trial, pruned = _hopeless(study, 8)
+    assert pruned
+    attrs = study._storage.get_trial(trial._trial_id).user_attrs
+    assert attrs["optuna_nas:lce_p_improve"] < 0.05
+    # Before an eighth of the curve (4 values at least), the network is not asked.
+    study = _finished_study(RankPruner(**rank_only, pfn_threshold=0.05))
+    assert not _hopeless(study, 3)[1]
+
+
+@pytest.mark.parametrize(
+    ("direction", "transform"),
+    [("maximize", lambda v: 100.0 * v), ("minimize", lambda v: 1.0 - v)],
+)
+def test_the_extrapolation_rule_decides_alike_on_percent_and_error(
+    direction: str, transform: Callable[[float], float]
+) -> None:
+    curves = _curves(30, seed=4, steps=16)
+
+    rank_only = dict(n_keep=100, completed_percentile=None, max_step=15)
+
+    def make() -> RankPruner:
+        return RankPruner(**rank_only, pfn_threshold=0.05)
+
+    reference = _replay(curves, make())
+    assert min(reference) < 16  # the rule acted: the rank rules alone prune nothing
+    assert _replay(curves, RankPruner(**rank_only)) == [16] * len(curves)
+    assert _replay(curves, make(), direction, transform) == reference
+
+
+def test_pfn_threshold_is_checked() -> None:
+    for bad in (0.0, 1.0, -0.1, "0.1"):
+        with pytest.raises(ValueError, match="pfn_threshold must lie in"):
+            RankPruner(pfn_threshold=bad)  # type: ignore[arg-type]
