@@ -288,16 +288,8 @@ class LearningCurvePruner(BasePruner):
             outside = bounds is not None and any(
                 not bounds[0] <= v <= bounds[1] for v in values if math.isfinite(v)
             )
-            if outside and decides:
-                say_not_decided(
-                    study,
-                    trial,
-                    f"its values leave the bounds {bounds} it was given; pass the metric's "
-                    "real bounds, None for an unbounded metric, or 'auto'",
-                    self._said,
-                    _logger,
-                    "LearningCurvePruner",
-                )
+            if outside and decides and bounds is not None:
+                self._say_outside(study, trial, bounds)
             _logger.debug(
                 "trial %d, step %d: not extrapolated (%s: %s)",
                 trial.number,
@@ -308,25 +300,14 @@ class LearningCurvePruner(BasePruner):
             return False
         self._remember(trial_id(trial), fitted.params)
         mean, std = lo + span * fitted.mean, span * fitted.std
-        storage = study_storage(study)
-        if self._calibration_quantile is not None:
-            recorded = _keys.read(trial.system_attrs, PREDICTIONS_ATTR, [])
-            storage.set_trial_system_attr(
-                trial_id(trial),
-                PREDICTIONS_ATTR,
-                [*recorded, [n_reported, mean, std]],
-            )
+        self._record(study, trial, n_reported, mean, std)
         if not decides or best is None:
             return False
 
         direction = "maximize" if maximize else "minimize"
         scale = self._scale(completed, n_reported)
         p_improve = _curves.prob_exceeds(fitted, (best - lo) / span, direction, scale=scale)
-        storage.set_trial_user_attr(trial_id(trial), PREDICTED_MEAN_ATTR, mean)
-        storage.set_trial_user_attr(trial_id(trial), PREDICTED_STD_ATTR, scale * std)
-        storage.set_trial_user_attr(trial_id(trial), STD_SCALE_ATTR, scale)
-        storage.set_trial_user_attr(trial_id(trial), P_IMPROVE_ATTR, p_improve)
-        return p_improve < self._threshold_at(n_reported)
+        return self._decide(study, trial, n_reported, mean, scale * std, scale, p_improve)
 
     def _prune_pfn(
         self,
@@ -350,15 +331,7 @@ class LearningCurvePruner(BasePruner):
             bounds = _data_range(values, completed)
         elif any(not bounds[0] <= v <= bounds[1] for v in values):
             if decides:
-                say_not_decided(
-                    study,
-                    trial,
-                    f"its values leave the bounds {bounds} it was given; pass the metric's "
-                    "real bounds, None for an unbounded metric, or 'auto'",
-                    self._said,
-                    _logger,
-                    "LearningCurvePruner",
-                )
+                self._say_outside(study, trial, bounds)
             return False
         lo, hi = bounds
         span = hi - lo
@@ -373,13 +346,8 @@ class LearningCurvePruner(BasePruner):
         unit_mean, unit_std = _pfn.bin_moments(probs, borders)
         mean = lo + span * unit_mean if maximize else hi - span * unit_mean
         std = span * unit_std
-        storage = study_storage(study)
         n_reported = len(values)
-        if self._calibration_quantile is not None:
-            recorded = _keys.read(trial.system_attrs, PREDICTIONS_ATTR, [])
-            storage.set_trial_system_attr(
-                trial_id(trial), PREDICTIONS_ATTR, [*recorded, [n_reported, mean, std]]
-            )
+        self._record(study, trial, n_reported, mean, std)
         if not decides or best is None:
             return False
         scale = self._scale(completed, n_reported)
@@ -388,8 +356,55 @@ class LearningCurvePruner(BasePruner):
         p_improve = _pfn.bin_survival(
             probs, borders, unit_mean + (to_unit(best) - unit_mean) / scale
         )
+        return self._decide(study, trial, n_reported, mean, scale * std, scale, p_improve)
+
+    def _say_outside(
+        self,
+        study: optuna.study.Study,
+        trial: optuna.trial.FrozenTrial,
+        bounds: tuple[float, float],
+    ) -> None:
+        say_not_decided(
+            study,
+            trial,
+            f"its values leave the bounds {bounds} it was given; pass the metric's "
+            "real bounds, None for an unbounded metric, or 'auto'",
+            self._said,
+            _logger,
+            "LearningCurvePruner",
+        )
+
+    def _record(
+        self,
+        study: optuna.study.Study,
+        trial: optuna.trial.FrozenTrial,
+        n_reported: int,
+        mean: float,
+        std: float,
+    ) -> None:
+        """Appends the prediction to the trial's record, which the calibration reads."""
+        if self._calibration_quantile is None:
+            return
+        recorded = _keys.read(trial.system_attrs, PREDICTIONS_ATTR, [])
+        study_storage(study).set_trial_system_attr(
+            trial_id(trial), PREDICTIONS_ATTR, [*recorded, [n_reported, mean, std]]
+        )
+
+    def _decide(
+        self,
+        study: optuna.study.Study,
+        trial: optuna.trial.FrozenTrial,
+        n_reported: int,
+        mean: float,
+        std: float,
+        scale: float,
+        p_improve: float,
+    ) -> bool:
+        """Stores the decision's prediction on the trial and compares ``p_improve`` with
+        the threshold."""
+        storage = study_storage(study)
         storage.set_trial_user_attr(trial_id(trial), PREDICTED_MEAN_ATTR, mean)
-        storage.set_trial_user_attr(trial_id(trial), PREDICTED_STD_ATTR, scale * std)
+        storage.set_trial_user_attr(trial_id(trial), PREDICTED_STD_ATTR, std)
         storage.set_trial_user_attr(trial_id(trial), STD_SCALE_ATTR, scale)
         storage.set_trial_user_attr(trial_id(trial), P_IMPROVE_ATTR, p_improve)
         return p_improve < self._threshold_at(n_reported)
