@@ -145,7 +145,7 @@ class LearningCurvePruner(BasePruner):
         predictor: What predicts the final value. ``"ensemble"``: the parametric curve
             models above. ``"pfn"``: a prior-fitted network (LC-PFN, Adriaensen et al.
             2023), a small transformer shipped with the package and trained on curves drawn
-            from a prior (:func:`~optuna_nas.pruners.CurvePFN`); it predicts in one forward
+            from a prior (:class:`~optuna_nas.pruners.CurvePFN`); it predicts in one forward
             pass, in the unit interval of the bounds with higher being better, so accuracy,
             error and percent give the same decisions. Without bounds (a loss), the unit
             interval spans the trial's values and the completed trials' final values,
