@@ -169,3 +169,38 @@ def test_cli_help_does_not_import_torch_or_optuna() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+# Per-run fields that copy NAS-Bench-201 table values from ../shared into a results file.
+TABLE_VALUE_FIELDS = {"best_value", "test_of_best", "test_acc", "best_reward", "best_so_far"}
+
+
+def _tracked_results() -> list[Path]:
+    import shutil
+    import subprocess
+
+    root = PACKAGE.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        return sorted((root / "benchmarks" / "results").glob("*.json*"))
+    names = subprocess.run(
+        ["git", "ls-files", "benchmarks/results"], cwd=root, capture_output=True, text=True
+    ).stdout.split()
+    return [root / n for n in names if n.endswith((".json", ".jsonl"))]
+
+
+def test_no_committed_results_file_holds_per_run_table_values() -> None:
+    import json
+
+    offending = []
+    for path in _tracked_results():
+        text = path.read_text()
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            data = json.loads(text)
+            rows = data.get("runs", []) if isinstance(data, dict) else []
+        for row in rows:
+            if isinstance(row, dict) and TABLE_VALUE_FIELDS & set(row):
+                offending.append(f"{path.name}: {sorted(TABLE_VALUE_FIELDS & set(row))}")
+                break
+    assert not offending, offending
