@@ -32,6 +32,9 @@ PREDICTIONS_ATTR = _keys.LCE_PREDICTIONS
 """System attribute: every prediction made for the trial, ``[[n_reported, mean, std], ...]``
 in order, which the calibration reads back once the trial has completed."""
 
+STARTUP_TRIALS = 5
+"""Completed trials :class:`LearningCurvePruner` waits for by default."""
+
 PREDICTORS = ("ensemble", "pfn")
 """The predictors :class:`LearningCurvePruner` can use."""
 
@@ -173,7 +176,7 @@ class LearningCurvePruner(BasePruner):
         max_step: int,
         threshold: float = 0.05,
         min_steps: int | None = None,
-        n_startup_trials: int = 5,
+        n_startup_trials: int = STARTUP_TRIALS,
         bounds: tuple[float, float] | str | None = "auto",
         interval_steps: int = 1,
         ramp_steps: int = 6,

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_nas import _keys
 from optuna_nas._compat import study_storage, trial_id
 from optuna_nas.pruners._common import is_int, rank_key, say_not_decided
-from optuna_nas.pruners._lce import LearningCurvePruner
+from optuna_nas.pruners._lce import STARTUP_TRIALS, LearningCurvePruner
 
 _logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class RankPruner(BasePruner):
                 max_step=max_step,
                 threshold=self._pfn_threshold,
                 predictor="pfn",
-                n_startup_trials=max(self._n_startup_trials, _PFN_STARTUP_TRIALS),
+                n_startup_trials=max(self._n_startup_trials, STARTUP_TRIALS),
             )
             self._extrapolators[max_step] = pruner
         return pruner.prune(study, trial)
@@ -360,7 +360,6 @@ class RankPruner(BasePruner):
 
 
 _POPULATION = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-_PFN_STARTUP_TRIALS = 5  # LearningCurvePruner's default
 
 
 def _value_at(trial: FrozenTrial, step: int) -> float | None:
