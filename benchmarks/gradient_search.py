@@ -2,7 +2,7 @@
 
 For every method of ``--methods`` and seed of ``--seeds``, a fresh ``nb201`` supernet (the
 ground truth's network settings) is searched on the ground truth's dataset: with
-:func:`optuna_nas.oneshot.gradient_search` (``darts``, ``gdas``, ``drnas``) for
+:func:`optuna_nas.oneshot.gradient_search` (``darts``, ``gdas``, ``drnas``, ``beta-darts``) for
 ``--epochs``, or, for ``spos`` and ``fair``, trained with
 :func:`~optuna_nas.oneshot.train_supernet` for ``--epochs`` and then searched by
 regularized evolution over ``--candidates`` weight-sharing scores

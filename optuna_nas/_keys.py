@@ -97,7 +97,7 @@ ONESHOT_PROXY = "optuna_nas:oneshot_proxy"
 weights' score."""
 ONESHOT_STRATEGY = "optuna_nas:oneshot_strategy"
 """How the trial's architecture was found: the supernet's training (``spos``, ``fair``) or
-the gradient method (``darts``, ``gdas``, ``drnas``)."""
+the gradient method (``darts``, ``gdas``, ``drnas``, ``beta-darts``)."""
 ARCHITECTURE_WEIGHTS = "optuna_nas:architecture_weights"
 """The architecture distribution of the gradient search that derived the trial, after each
 epoch: ``{"decisions": {name: [candidate, ...]}, "epochs": [[[p, ...], ...], ...]}``."""

@@ -28,9 +28,9 @@ def add_parser(sub: Any) -> None:
         description="Train a supernet of the space (or load --checkpoint), score --candidates "
         "architectures with its shared weights by regularized evolution, and train the best "
         "stand-alone as a completed trial of the study, beside the samplers' trials. With a "
-        "gradient method as --strategy (darts, gdas, drnas), search by gradient descent on "
-        "architecture weights for --epochs instead; their history is saved as a dashboard "
-        "plot.",
+        "gradient method as --strategy (darts, gdas, drnas, beta-darts), search by gradient "
+        "descent on architecture weights for --epochs instead; their history is saved as a "
+        "dashboard plot.",
     )
     oneshot.add_argument("--space", default="nb201", help="a space with a supernet: nb201")
     oneshot.add_argument(
@@ -47,7 +47,7 @@ def add_parser(sub: Any) -> None:
     oneshot.add_argument(
         "--strategy",
         default="spos",
-        help="supernet training (spos, fair) or gradient method (darts, gdas, drnas)",
+        help="supernet training (spos, fair) or gradient method (darts, gdas, drnas, beta-darts)",
     )
     oneshot.add_argument(
         "--epochs", type=positive_int, default=10, help="supernet or gradient-search epochs"

@@ -204,7 +204,7 @@ def architecture_weights_figure(trial: FrozenTrial) -> go.Figure:
     run that collapses shows ``skip_connect`` or ``none`` taking over.
 
     Args:
-        trial: A trial that ``optuna-nas oneshot --strategy darts|gdas|drnas`` (or
+        trial: A trial that ``optuna-nas oneshot --strategy darts|gdas|drnas|beta-darts`` (or
             :func:`optuna_nas.study.oneshot_search`) derived; it holds the history in its
             ``optuna_nas:architecture_weights`` user attribute.
 

@@ -1,4 +1,4 @@
-"""Gradient-based architecture search on a supernet: DARTS, GDAS and DrNAS.
+"""Gradient-based architecture search on a supernet: DARTS, GDAS, DrNAS and beta-DARTS.
 
 Each searched decision gets a vector of architecture parameters ``alpha``, one per
 candidate operation, shared by the edges of that decision in every cell. Training
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from optuna_nas.data import Dataset, Split
     from optuna_nas.oneshot._supernet import Supernet
 
-GRADIENT_METHODS = ("darts", "gdas", "drnas")
+GRADIENT_METHODS = ("darts", "gdas", "drnas", "beta-darts")
 """The gradient-based methods of :func:`gradient_search`."""
 
 PUBLISHED_ARCH_LR = 3e-4
@@ -42,7 +42,7 @@ class GradientSearchResult:
             in ``nb201`` each edge's most probable candidate.
         history: The architecture distribution after each epoch, starting with the one at
             initialisation: per decision, each candidate's probability (the softmax of
-            ``alpha`` for DARTS and GDAS, the Dirichlet mean for DrNAS).
+            ``alpha`` for DARTS, GDAS and beta-DARTS, the Dirichlet mean for DrNAS).
         losses: The mean training loss of each epoch.
     """
 
@@ -65,6 +65,7 @@ def gradient_search(
     arch_weight_decay: float = 1e-3,
     temperature: tuple[float, float] = (10.0, 0.1),
     kl_weight: float = 1e-3,
+    beta_weight: float = 1.0,
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -81,6 +82,11 @@ def gradient_search(
       concentration is ``elu(alpha) + 1`` (reparameterised), with a KL penalty of weight
       ``kl_weight`` towards the uniform Dirichlet; the noise keeps the search from
       collapsing.
+    - ``"beta-darts"``: DARTS with the beta-decay regularisation: the architecture loss
+      adds ``lambda`` times the sum over decisions of ``logsumexp(alpha)``, whose gradient
+      is the softmax itself, so the largest parameters decay fastest and no candidate
+      runs away early. ``lambda`` rises linearly from 0 at the first epoch to
+      ``beta_weight`` at the last.
 
     The network's weights follow :func:`optuna_nas.training.fit`'s recipe (AdamW with a
     cosine schedule; on CUDA bfloat16 autocast and ``channels_last`` images) on
@@ -103,6 +109,7 @@ def gradient_search(
         arch_weight_decay: Weight decay of the architecture parameters.
         temperature: GDAS's Gumbel-softmax temperature at the first and the last epoch.
         kl_weight: DrNAS's weight of the KL penalty.
+        beta_weight: beta-DARTS's weight of the beta-decay term at the last epoch.
         seed: Seeds ``alpha``'s initialisation, the batch order and the samples (the
             supernet's weights are as :func:`build_supernet` made them: seed before).
         device: ``None`` picks CUDA, then MPS, then the CPU.
@@ -134,6 +141,9 @@ def gradient_search(
 
         X. Chen, R. Wang, M. Cheng, X. Tang and C.-J. Hsieh. DrNAS: Dirichlet Neural
         Architecture Search. ICLR 2021.
+
+        P. Ye, B. Li, Y. Li, T. Chen, J. Fan and W. Ouyang. beta-DARTS: Beta-Decay
+        Regularization for Differentiable Architecture Search. CVPR 2022.
     """
     from tqdm.auto import tqdm
 
@@ -143,6 +153,8 @@ def gradient_search(
         )
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    if not (math.isfinite(beta_weight) and beta_weight >= 0):
+        raise ValueError(f"beta_weight must be a finite number >= 0, got {beta_weight}")
     dev = select_device(device)
     memory_format = image_memory_format(dev, data)
     supernet.to(dev).train()
@@ -169,7 +181,9 @@ def gradient_search(
     result = GradientSearchResult(method, {}, [_distribution(method, alphas, decisions)])
     bar = tqdm(total=epochs * steps, disable=not progress, unit="step", desc=method)
     for epoch in range(epochs):
-        tau = temperature[0] + (temperature[1] - temperature[0]) * epoch / max(1, epochs - 1)
+        fraction = epoch / max(1, epochs - 1)
+        tau = temperature[0] + (temperature[1] - temperature[0]) * fraction
+        beta_lambda = beta_weight * fraction
         order = torch.randperm(len(data.train), generator=generator)
         total = torch.zeros((), device=dev)
         for step in range(steps):
@@ -180,6 +194,10 @@ def gradient_search(
                 loss = criterion(supernet(x), y)
             if method == "drnas":
                 loss = loss + kl_weight * _dirichlet_kl(alphas)
+            elif method == "beta-darts" and beta_lambda > 0:
+                loss = loss + beta_lambda * sum(
+                    torch.logsumexp(a, dim=-1) for a in alphas.values()
+                )
             grads = torch.autograd.grad(loss, list(alphas.values()))
             for alpha, grad in zip(alphas.values(), grads, strict=True):
                 alpha.grad = grad
@@ -235,7 +253,7 @@ def encode_history(history: list[dict[str, dict[str, float]]]) -> dict[str, Any]
 def _mixture(
     method: str, alphas: dict[str, nn.Parameter], tau: float, noise: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    if method == "darts":
+    if method in ("darts", "beta-darts"):
         return {name: torch.softmax(a, dim=-1) for name, a in alphas.items()}
     if method == "gdas":
         mixture = {}

@@ -68,7 +68,7 @@ def oneshot_search(
 ) -> OneShotResult:
     """Trains a supernet, searches it, and adds the architecture it finds to ``study``.
 
-    With a gradient method (``darts``, ``gdas`` or ``drnas``, see
+    With a gradient method (``darts``, ``gdas``, ``drnas`` or ``beta-darts``, see
     :func:`optuna_nas.oneshot.gradient_search`) as ``strategy``, the search runs for
     ``epochs`` and derives the architecture itself; its architecture weights by epoch go to
     the derived trial's ``optuna_nas:architecture_weights`` attribute and, when
@@ -89,7 +89,7 @@ def oneshot_search(
         dataset: The data the supernet trains on and the trial trains on.
         training: How the derived architecture trains stand-alone.
         strategy: How the supernet trains, ``spos`` or ``fair``, or a gradient method:
-            ``darts``, ``gdas`` or ``drnas``.
+            ``darts``, ``gdas``, ``drnas`` or ``beta-darts``.
         epochs: Supernet training epochs.
         candidates: Architectures the weight-sharing search scores.
         metric: The weight-sharing score, ``"accuracy"`` or ``"loss"`` (see

@@ -74,6 +74,22 @@ def test_each_method_moves_the_architecture_and_derives_its_argmax(
     assert supernet.path() == result.params
 
 
+def test_beta_decay_keeps_the_distribution_flatter_than_darts(
+    dataset: data.Dataset, device: torch.device
+) -> None:
+    def peak(method: str, **kwargs: float) -> float:
+        result = oneshot.gradient_search(
+            _supernet(dataset), dataset, method=method, epochs=2, seed=1, device=device, **kwargs
+        )
+        return max(max(probs.values()) for probs in result.history[-1].values())
+
+    darts = peak("darts")
+    assert peak("beta-darts", beta_weight=0.0) == pytest.approx(darts, abs=1e-3)
+    assert peak("beta-darts") < darts - 0.01
+    with pytest.raises(ValueError, match="beta_weight must be a finite number >= 0"):
+        oneshot.gradient_search(_supernet(dataset), dataset, method="beta-darts", beta_weight=-1)
+
+
 def test_runs_repeat_with_the_seed_and_differ_across_seeds(
     dataset: data.Dataset, device: torch.device
 ) -> None:
