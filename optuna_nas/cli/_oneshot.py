@@ -46,7 +46,7 @@ def add_parser(sub: Any) -> None:
     oneshot.add_argument("--data-root", default=None, help="local root of torchvision datasets")
     oneshot.add_argument(
         "--strategy",
-        default="spos",
+        default="fair",
         help="supernet training (spos, fair) or gradient method (darts, gdas, drnas, beta-darts)",
     )
     oneshot.add_argument(
@@ -57,15 +57,15 @@ def add_parser(sub: Any) -> None:
     )
     oneshot.add_argument(
         "--score",
-        default="accuracy",
+        default="loss",
         choices=("accuracy", "loss"),
         help="weight-sharing score of spos and fair: validation accuracy or negative loss",
     )
     oneshot.add_argument(
         "--proxy",
         default=None,
-        help="a zero-cost proxy (e.g. zico) averaged with the weight-sharing score, each on "
-        "a robust scale; spos and fair only",
+        help="a zero-cost proxy averaged with the weight-sharing score, each on a robust "
+        "scale; spos and fair only (default zico there; 'none' scores by shared weights alone)",
     )
     oneshot.add_argument(
         "--final-epochs",
@@ -114,16 +114,20 @@ def run(args: argparse.Namespace) -> int:
                 f"one of: {', '.join(strategies)}"
             )
         gradient = args.strategy in oneshot.GRADIENT_METHODS
-        if args.proxy is not None and args.proxy not in oneshot.PROXIES:
+        if args.proxy is not None and args.proxy not in (*oneshot.PROXIES, "none"):
             raise ValueError(
                 f"--proxy {args.proxy!r} is no zero-cost proxy; choose one of: "
-                f"{', '.join(oneshot.PROXIES)}"
+                f"{', '.join(oneshot.PROXIES)}, or none"
             )
-        if gradient and args.proxy is not None:
+        if gradient and args.proxy not in (None, "none"):
             raise ValueError(
                 f"--proxy serves spos and fair; --strategy {args.strategy} derives its "
                 "architecture from its own weights, so leave --proxy out"
             )
+        if args.proxy is None:
+            args.proxy = None if gradient else "zico"
+        elif args.proxy == "none":
+            args.proxy = None
         if gradient and args.checkpoint is not None:
             raise ValueError(
                 f"--checkpoint serves spos and fair; --strategy {args.strategy} trains its own "
@@ -174,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
         else f"{args.strategy} supernet, "
         + ("from the checkpoint" if checkpoint else f"{args.epochs} epochs")
         + f", {args.candidates} candidates"
-        + (f", {args.score} score with {args.proxy}" if args.proxy else "")
+        + f", {args.score} score"
+        + (f" with {args.proxy}" if args.proxy else "")
     )
     print(
         f"One-shot search of {space!r} on {dataset.name}: {how}; study={study_name!r}, "

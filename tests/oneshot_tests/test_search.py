@@ -64,30 +64,30 @@ def test_oneshot_cli_adds_the_derived_architecture_as_a_trial(
     monkeypatch.chdir(tmp_path)
     common = ["--space-arg", "channels=4", "--space-arg", "cells_per_stage=1", "--no-progress"]
     args = ["oneshot", *common, "--epochs", "1", "--candidates", "6", "--final-epochs", "1"]
-    assert main([*args, "--strategy", "fair", "--study-name", "os"]) == 0
+    # The defaults: FairNAS, scored by validation loss averaged with ZiCo.
+    assert main([*args, "--study-name", "os"]) == 0
     out = capsys.readouterr().out
+    assert "fair supernet" in out and "loss score with zico" in out and "combined score" in out
     assert "Derived architecture, trial #0" in out
     study = optuna.load_study(study_name="os", storage="sqlite:///optuna_nas.db")
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert trial.user_attrs["optuna_nas:oneshot_strategy"] == "fair"
-    assert 0.0 <= trial.user_attrs["optuna_nas:oneshot_score"] <= 1.0
+    assert trial.user_attrs["optuna_nas:oneshot_proxy"] == "zico"
     artifact = study.user_attrs["optuna_nas:supernet_artifact"]
     checkpoint = tmp_path / "optuna_nas_artifacts" / artifact
     assert checkpoint.is_file()
     # The saved supernet searches again, into the same study, without training.
-    rerun = [*args, "--study-name", "os", "--checkpoint", str(checkpoint), "--score", "loss"]
+    rerun = [*args, "--study-name", "os", "--checkpoint", str(checkpoint), "--proxy", "none"]
     assert main(rerun) == 0
     assert "Supernet: 0 s" in capsys.readouterr().out
     trials = optuna.load_study(study_name="os", storage="sqlite:///optuna_nas.db").trials
     assert len(trials) == 2
     assert trials[1].user_attrs["optuna_nas:oneshot_score"] < 0  # a negative loss
-    # A proxy combined with the shared weights' score is named on the derived trial.
-    assert main([*rerun, "--proxy", "zico"]) == 0
-    out = capsys.readouterr().out
-    assert "loss score with zico" in out and "combined score" in out
+    assert "optuna_nas:oneshot_proxy" not in trials[1].user_attrs
+    assert main([*rerun, "--score", "accuracy"]) == 0
     third = optuna.load_study(study_name="os", storage="sqlite:///optuna_nas.db").trials[2]
-    assert third.user_attrs["optuna_nas:oneshot_proxy"] == "zico"
+    assert 0.0 <= third.user_attrs["optuna_nas:oneshot_score"] <= 1.0
 
     before = (tmp_path / "optuna_nas.db").read_bytes()
     for bad, message in (
