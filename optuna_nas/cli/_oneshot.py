@@ -124,10 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--proxy serves spos and fair; --strategy {args.strategy} derives its "
                 "architecture from its own weights, so leave --proxy out"
             )
-        if args.proxy is None:
-            args.proxy = None if gradient else "zico"
-        elif args.proxy == "none":
-            args.proxy = None
+        # Shared weights are averaged with ZiCo unless --proxy says otherwise.
+        proxy = None if gradient or args.proxy == "none" else (args.proxy or "zico")
         if gradient and args.checkpoint is not None:
             raise ValueError(
                 f"--checkpoint serves spos and fair; --strategy {args.strategy} trains its own "
@@ -179,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         + ("from the checkpoint" if checkpoint else f"{args.epochs} epochs")
         + f", {args.candidates} candidates"
         + f", {args.score} score"
-        + (f" with {args.proxy}" if args.proxy else "")
+        + (f" with {proxy}" if proxy else "")
     )
     print(
         f"One-shot search of {space!r} on {dataset.name}: {how}; study={study_name!r}, "
@@ -194,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         candidates=args.candidates,
         metric=args.score,
-        proxy=args.proxy,
+        proxy=proxy,
         seed=args.seed,
         checkpoint=checkpoint,
         artifact_store=store,
@@ -209,8 +207,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"Supernet: {result.supernet_seconds:.0f} s; search: {result.search_seconds:.0f} s;"
             + (
-                f" combined score {result.oneshot_score:.4f} ({args.score} with {args.proxy})"
-                if args.proxy
+                f" combined score {result.oneshot_score:.4f} ({args.score} with {proxy})"
+                if proxy
                 else f" one-shot score {result.oneshot_score:.4f}"
             )
         )
