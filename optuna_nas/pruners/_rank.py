@@ -235,17 +235,15 @@ class RankPruner(BasePruner):
         self._extrapolators: dict[int, LearningCurvePruner] = {}
         self._said: set[str] = set()
 
-    def _extrapolates(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
+    def _extrapolates(
+        self, study: optuna.study.Study, trial: FrozenTrial, completed: list[FrozenTrial]
+    ) -> bool:
         """The extrapolation rule: whether the learning-curve network prunes ``trial``."""
         if self._pfn_threshold is None:
             return False
         max_step = self._max_step
         if max_step is None:  # the last step the completed trials reached
-            steps = [
-                t.last_step
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.last_step is not None
-            ]
+            steps = [t.last_step for t in completed if t.last_step is not None]
             if not steps or max(steps) < 1:
                 return False
             max_step = max(steps)
@@ -278,12 +276,13 @@ class RankPruner(BasePruner):
             return False
         if (step - self._n_warmup_steps) % self._interval_steps:
             return False
-        if self._extrapolates(study, trial):
-            return True
         trials = study.get_trials(deepcopy=False)
         completed = [t for t in trials if t.state == TrialState.COMPLETE]
         if len(completed) < self._n_startup_trials:
             return False
+        # The network waits for at least as many completed trials as the rank rules.
+        if self._extrapolates(study, trial, completed):
+            return True
         maximize = study.direction == StudyDirection.MAXIMIZE
         mine = _best_until(trial, step, maximize)
         assert mine is not None  # the trial reported ``step``
