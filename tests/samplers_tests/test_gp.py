@@ -318,7 +318,7 @@ def test_same_seed_same_sequence_and_reseed() -> None:
 @pytest.mark.parametrize("use_space", [True, False])
 def test_beats_random_on_a_conditional_chain_space(use_space: bool) -> None:
     gp_best, random_best = [], []
-    for seed in range(3):
+    for seed in range(5):
         sampler = ConditionalGPSampler(
             seed=seed, n_startup_trials=8, space=CHAIN if use_space else None
         )
@@ -330,8 +330,9 @@ def test_beats_random_on_a_conditional_chain_space(use_space: bool) -> None:
         )
         baseline.optimize(chain_score, n_trials=25)
         random_best.append(baseline.best_value)
-    # The optimum is 4.5; random search reaches about 2.5 in 25 trials.
-    assert np.mean(gp_best) > np.mean(random_best) + 0.7, (gp_best, random_best)
+    # The optimum is 4.5; random search reaches about 2.5 in 25 trials, gp without the
+    # space about 3.4 (mean of 40 seeds), with it more.
+    assert np.mean(gp_best) > np.mean(random_best) + 0.5, (gp_best, random_best)
 
 
 def test_constraints_func_is_respected_more_often_than_random() -> None:
