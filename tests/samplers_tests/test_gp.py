@@ -459,6 +459,33 @@ def test_noisy_log_expected_improvement_matches_botorch(categorical: bool) -> No
     assert spearmanr(ours.numpy(), theirs.numpy())[0] > 0.99
 
 
+def test_local_search_takes_analytic_log_ei_unless_other_trials_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    analytic: list[int] = []
+    original = gpm.log_expected_improvement
+
+    def counting(model, X, *args, **kwargs):
+        analytic.append(len(X))
+        return original(model, X, *args, **kwargs)
+
+    monkeypatch.setattr(gpm, "log_expected_improvement", counting)
+    sampler = ConditionalGPSampler(seed=0, n_startup_trials=5)  # no space: local search
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(nb201_score, n_trials=8)
+    assert len(planned(study, sampler)) == 3 and len(analytic) >= 3
+    # With a trial still running, the plan conditions on it through qLogNEI instead.
+    analytic.clear()
+    running = study.ask()
+    nb201_score(running)
+    n_calls = len(analytic)
+    assert n_calls > 0
+    other = study.ask()
+    nb201_score(other)
+    assert len(analytic) == n_calls
+    assert sampler.plan_attr in study.trials[-1].system_attrs
+
+
 def test_exhaustive_scoring_only_under_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(ConditionalGPSampler(space=NB201)._enumerate()) == 5**6
     assert ConditionalGPSampler(space=NB201, max_exhaustive_candidates=5**6 - 1)._enumerate() == []
