@@ -34,10 +34,8 @@ from typing import Any
 import numpy as np
 import optuna
 
-from optuna_nas import samplers
+from optuna_nas import _keys, samplers
 from optuna_nas.benchmarks import Problem, default_problems
-
-TEST_ATTR = "optuna_nas:bench_test_accuracy"
 
 
 def make_sampler(mode: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -63,7 +61,7 @@ def run(problem: Problem, mode: str, seed: int, workers: int, label: str) -> dic
         trial, value = running.popleft()
         study.tell(trial, value)
         if value > best:
-            best, test = value, study.trials[trial.number].user_attrs.get(TEST_ATTR)
+            best, test = value, trial.user_attrs.get(_keys.BENCH_TEST_ACCURACY)
 
     for _ in range(problem.n_queries or 100):
         trial = study.ask()
